@@ -36,18 +36,19 @@ static const Unit go_units[] = {
         { "h", 3600 * NSEC_PER_SEC },
 };
 
-/* Quotes s for an error message: printable ASCII kept, the rest as \xNN, cut short. */
+/* Quotes s for an error message: printable ASCII kept, the rest as \xNN, cut
+ * short with "..." (room for an escape, the dots and the NUL is kept back). */
 static const char *quote(const char *s, char *out, size_t size)
 {
         size_t n = 0;
-        for (; *s && n + 5 < size; s++) {
+        for (; *s && n + 8 < size; s++) {
                 unsigned char c = (unsigned char)*s;
                 if (c >= 0x20 && c < 0x7f && c != '\\')
                         out[n++] = (char)c;
                 else
                         n += (size_t)snprintf(out + n, size - n, "\\x%02x", c);
         }
-        if (*s && n + 4 < size) {
+        if (*s) {
                 memcpy(out + n, "...", 3);
                 n += 3;
         }
@@ -184,12 +185,20 @@ int duration_parse_go(const char *s, int64_t *ret_ns, PacerError *err)
 
 int duration_parse(const char *s, int64_t *ret_ns, PacerError *err)
 {
-        PacerError mesos_err;
+        PacerError mesos_err, go_err;
+        int r;
 
-        if (duration_parse_mesos(s, ret_ns, &mesos_err) >= 0)
+        /* A range error means the syntax matched: report it, not a syntax error. */
+        r = duration_parse_mesos(s, ret_ns, &mesos_err);
+        if (r >= 0)
                 return 0;
-        if (duration_parse_go(s, ret_ns, NULL) >= 0)
+        if (r == -ERANGE)
+                return pacer_error_set(err, r, "%s", mesos_err.msg);
+        r = duration_parse_go(s, ret_ns, &go_err);
+        if (r >= 0)
                 return 0;
+        if (r == -ERANGE)
+                return pacer_error_set(err, r, "%s", go_err.msg);
         return pacer_error_set(err, EINVAL, "%s (Go forms such as 1m30s are accepted too)", mesos_err.msg);
 }
 
@@ -211,16 +220,23 @@ const char *duration_format_go(int64_t ns, char *buf, size_t size)
                 return buf;
         }
         int64_t h = ns / (3600 * NSEC_PER_SEC), m = ns / (60 * NSEC_PER_SEC) % 60;
-        int64_t sec = ns / NSEC_PER_SEC % 60, frac_ms = ns % NSEC_PER_SEC / NSEC_PER_MSEC;
+        int64_t sec = ns / NSEC_PER_SEC % 60, frac = ns % NSEC_PER_SEC;
         buf[0] = 0;
         if (h)
                 n += (size_t)snprintf(buf + n, size > n ? size - n : 0, "%lldh", (long long)h);
         if (h || m)
                 n += (size_t)snprintf(buf + n, size > n ? size - n : 0, "%lldm", (long long)m);
-        if (frac_ms)
-                snprintf(buf + n, size > n ? size - n : 0, "%lld.%03llds", (long long)sec, (long long)frac_ms);
-        else
+        if (frac) {
+                /* every digit down to the nanosecond, trailing zeros dropped (as Go
+                 * prints), so that parsing the text gives the same value back */
+                char digits[16];
+                int d = snprintf(digits, sizeof(digits), "%09lld", (long long)frac);
+                while (digits[d - 1] == '0')
+                        d--;
+                snprintf(buf + n, size > n ? size - n : 0, "%lld.%.*ss", (long long)sec, d, digits);
+        } else {
                 snprintf(buf + n, size > n ? size - n : 0, "%llds", (long long)sec);
+        }
         return buf;
 }
 
@@ -228,7 +244,8 @@ const char *duration_format_mesos(int64_t ns, char *buf, size_t size)
 {
         for (size_t i = ELEMENTSOF(mesos_units); i-- > 0;)
                 if (ns != 0 && ns % mesos_units[i].ns == 0) {
-                        snprintf(buf, size, "%lld%s", (long long)(ns / mesos_units[i].ns), mesos_units[i].name);
+                        snprintf(buf, size, "%lld%s", (long long)(ns / mesos_units[i].ns),
+                                 mesos_units[i].name);
                         return buf;
                 }
         snprintf(buf, size, "0secs");

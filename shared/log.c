@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #define LOG_LINE_MAX 4096
+/* A subject names one object (`task=<id>`); a longer one is cut so that it can
+ * neither crowd the message out of the line nor overrun it. */
+#define LOG_SUBJECT_MAX 512
 
 static const char *const level_names[_LOG_LEVEL_MAX] = {
         [LOG_LEVEL_ERROR] = "ERROR",
@@ -102,7 +105,7 @@ int log_internalv(LogLevel level, int error, const char *subject, const char *fm
         n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ %s[%d] %s ", ts.tv_nsec / 1000000L,
                               log_program, (int)getpid(), strna(log_level_to_string(level)));
         if (subject) {
-                n = append_escaped(line, n, sizeof(line), subject);
+                n = append_escaped(line, n, n + LOG_SUBJECT_MAX, subject);
                 n += (size_t)snprintf(line + n, sizeof(line) - n, ": ");
         }
         n = append_escaped(line, n, sizeof(line) - 1, msg);

@@ -39,24 +39,24 @@ static inline bool log_enabled(LogLevel level)
         return level <= log_get_level();
 }
 
-#define log_full(level, error, subject, ...)                                                                \
-        ({                                                                                                  \
-                LogLevel _l = (level);                                                                      \
-                int _e = (error);                                                                           \
-                log_enabled(_l) ? log_internal(_l, _e, (subject), __VA_ARGS__) : (_e > 0 ? -_e : _e);       \
+#define log_full(level, error, subject, ...)                                                          \
+        ({                                                                                            \
+                LogLevel _l = (level);                                                                \
+                int _e = (error);                                                                     \
+                log_enabled(_l) ? log_internal(_l, _e, (subject), __VA_ARGS__) : (_e > 0 ? -_e : _e); \
         })
 
-#define log_error(...)             log_full(LOG_LEVEL_ERROR, 0, NULL, __VA_ARGS__)
-#define log_warn(...)              log_full(LOG_LEVEL_WARN, 0, NULL, __VA_ARGS__)
-#define log_info(...)              log_full(LOG_LEVEL_INFO, 0, NULL, __VA_ARGS__)
-#define log_debug(...)             log_full(LOG_LEVEL_DEBUG, 0, NULL, __VA_ARGS__)
-#define log_error_errno(e, ...)    log_full(LOG_LEVEL_ERROR, (e), NULL, __VA_ARGS__)
-#define log_warn_errno(e, ...)     log_full(LOG_LEVEL_WARN, (e), NULL, __VA_ARGS__)
+#define log_error(...)          log_full(LOG_LEVEL_ERROR, 0, NULL, __VA_ARGS__)
+#define log_warn(...)           log_full(LOG_LEVEL_WARN, 0, NULL, __VA_ARGS__)
+#define log_info(...)           log_full(LOG_LEVEL_INFO, 0, NULL, __VA_ARGS__)
+#define log_debug(...)          log_full(LOG_LEVEL_DEBUG, 0, NULL, __VA_ARGS__)
+#define log_error_errno(e, ...) log_full(LOG_LEVEL_ERROR, (e), NULL, __VA_ARGS__)
+#define log_warn_errno(e, ...)  log_full(LOG_LEVEL_WARN, (e), NULL, __VA_ARGS__)
 
 /* With a subject: log_info_s(subject, ...) prints "<subject>: message". */
-#define log_error_s(s, ...)        log_full(LOG_LEVEL_ERROR, 0, (s), __VA_ARGS__)
-#define log_warn_s(s, ...)         log_full(LOG_LEVEL_WARN, 0, (s), __VA_ARGS__)
-#define log_info_s(s, ...)         log_full(LOG_LEVEL_INFO, 0, (s), __VA_ARGS__)
-#define log_debug_s(s, ...)        log_full(LOG_LEVEL_DEBUG, 0, (s), __VA_ARGS__)
+#define log_error_s(s, ...)          log_full(LOG_LEVEL_ERROR, 0, (s), __VA_ARGS__)
+#define log_warn_s(s, ...)           log_full(LOG_LEVEL_WARN, 0, (s), __VA_ARGS__)
+#define log_info_s(s, ...)           log_full(LOG_LEVEL_INFO, 0, (s), __VA_ARGS__)
+#define log_debug_s(s, ...)          log_full(LOG_LEVEL_DEBUG, 0, (s), __VA_ARGS__)
 #define log_error_errno_s(s, e, ...) log_full(LOG_LEVEL_ERROR, (e), (s), __VA_ARGS__)
-#define log_warn_errno_s(s, e, ...) log_full(LOG_LEVEL_WARN, (e), (s), __VA_ARGS__)
+#define log_warn_errno_s(s, e, ...)  log_full(LOG_LEVEL_WARN, (e), (s), __VA_ARGS__)

@@ -89,10 +89,11 @@ int recordio_feed(RecordioDecoder *d, const void *data, size_t len, recordio_rec
                         if (d->length > (UINT64_MAX - 9) / 10 || v > d->max_record) {
                                 d->state = RECORDIO_FAILED;
                                 buf_done(&d->record);
-                                return pacer_error_set(&d->error, EBADMSG,
-                                                       "recordio: record length exceeds the cap of %zu bytes "
-                                                       "at offset %" PRIu64,
-                                                       d->max_record, d->offset);
+                                return pacer_error_set(
+                                        &d->error, EBADMSG,
+                                        "recordio: record length exceeds the cap of %zu bytes "
+                                        "at offset %" PRIu64,
+                                        d->max_record, d->offset);
                         }
                         d->length = v;
                         d->digits++;
@@ -142,7 +143,10 @@ int recordio_encode(Buf *out, const void *data, size_t len)
         r = buf_append(out, hdr, (size_t)n);
         if (r >= 0)
                 r = buf_append(out, data, len);
-        if (r < 0)
-                out->len = old; /* all or nothing */
+        if (r < 0 && out->data) {
+                /* all or nothing: the header may be in, so cut back and terminate again */
+                out->len = old;
+                out->data[old] = 0;
+        }
         return r;
 }

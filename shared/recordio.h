@@ -22,13 +22,17 @@
 typedef int (*recordio_record_fn)(const uint8_t *data, size_t len, void *userdata);
 
 typedef struct RecordioDecoder {
-        enum { RECORDIO_HEADER, RECORDIO_DATA, RECORDIO_FAILED } state;
-        uint64_t length;     /* of the record being read */
-        unsigned digits;     /* seen in the current header */
-        Buf record;          /* partial record, when it spans feeds */
+        enum {
+                RECORDIO_HEADER,
+                RECORDIO_DATA,
+                RECORDIO_FAILED
+        } state;
+        uint64_t length; /* of the record being read */
+        unsigned digits; /* seen in the current header */
+        Buf record;      /* partial record, when it spans feeds */
         size_t max_record;
-        uint64_t offset;     /* bytes consumed since the stream started */
-        uint64_t records;    /* delivered */
+        uint64_t offset;  /* bytes consumed since the stream started */
+        uint64_t records; /* delivered */
         PacerError error;
 } RecordioDecoder;
 
