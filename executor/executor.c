@@ -1,0 +1,644 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "executor.h"
+
+#include <ev.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "agent_link.h"
+#include "command.h"
+#include "duration.h"
+#include "http_client.h"
+#include "mesos.h"
+#include "sandbox.h"
+#include "status_record.h"
+#include "task.h"
+
+extern char **environ;
+
+/* Part of the shutdown grace period kept back for the terminal update and exit. */
+#define SHUTDOWN_RESERVE_NS  (500 * NSEC_PER_MSEC)
+#define SHUTDOWN_RESERVE_PCT 10
+#define MESSAGE_MAX          512
+
+typedef enum Phase {
+        PHASE_STARTING, /* forked; waiting to learn whether exec succeeded */
+        PHASE_RUNNING,  /* the command runs */
+        PHASE_STOPPING, /* deregister → drain → SIGTERM → grace → SIGKILL */
+        PHASE_DONE,     /* terminal update sent; waiting for its acknowledgement */
+} Phase;
+
+typedef enum StopCause {
+        STOP_KILL,      /* KILL event */
+        STOP_SHUTDOWN,  /* SHUTDOWN event, SIGTERM/SIGINT to the executor */
+        STOP_EXITED,    /* the task ended on its own */
+        STOP_AGENT_LOST /* no agent past the recovery timeout, or no checkpointing */
+} StopCause;
+
+typedef struct Task {
+        char *id;
+        TaskInfo *info; /* our own copy */
+        TaskProcess *proc;
+        Phase phase;
+        StopCause cause;
+        char stop_why[MESSAGE_MAX];
+        bool exited;
+        int wstatus;
+        int64_t kill_grace_ns;
+        ev_timer kill_timer;
+        bool term_sent;
+        bool running_sent;
+        StatusRecord record;
+} Task;
+
+struct Executor {
+        struct ev_loop *loop;
+        const ExecutorConfig *cfg;
+        HttpClient *http;
+        AgentLink *link;
+        Task *task;
+        bool task_killing_capable; /* the framework understands TASK_KILLING */
+        bool shutting_down;
+        bool exiting;
+        int exit_code;
+        ev_tstamp stop_deadline; /* 0: none */
+        ev_timer ack_timer;
+        ev_signal sigterm, sigint;
+};
+
+static void task_stop(Executor *e, StopCause cause, int64_t grace_ns, const char *why);
+
+static double ns_to_ev(int64_t ns)
+{
+        return (double)ns / (double)NSEC_PER_SEC;
+}
+
+static void executor_exit(Executor *e, int code)
+{
+        if (e->exiting)
+                return;
+        e->exiting = true;
+        e->exit_code = code;
+        ev_break(e->loop, EVBREAK_ALL);
+}
+
+/* ---- status updates ---- */
+
+static void send_status(Executor *e, const char *task_id, TaskState state, Task *t, int reason, int healthy,
+                        const char *fmt, ...) _printf_(7, 8);
+
+/* Sends an update. reason < 0: none; healthy < 0: unset. The status record
+ * rides along when t is given. */
+static void send_status(Executor *e, const char *task_id, TaskState state, Task *t, int reason, int healthy,
+                        const char *fmt, ...)
+{
+        TaskStatus st = MESOS__V1__TASK_STATUS__INIT;
+        Mesos__V1__TaskID tid = MESOS__V1__TASK_ID__INIT;
+        Mesos__V1__AgentID aid = MESOS__V1__AGENT_ID__INIT;
+        uint8_t record[STATUS_RECORD_MAX];
+        char message[MESSAGE_MAX] = "";
+        size_t rlen;
+        va_list ap;
+        int r;
+
+        if (fmt) {
+                va_start(ap, fmt);
+                vsnprintf(message, sizeof(message), fmt, ap);
+                va_end(ap);
+        }
+        tid.value = (char *)task_id;
+        st.task_id = &tid;
+        st.state = state;
+        if (*message)
+                st.message = message;
+        if (reason >= 0) {
+                st.has_reason = true;
+                st.reason = (Mesos__V1__TaskStatus__Reason)reason;
+        }
+        if (healthy >= 0) {
+                st.has_healthy = true;
+                st.healthy = healthy;
+        }
+        if (e->cfg->agent_id) {
+                aid.value = e->cfg->agent_id;
+                st.agent_id = &aid;
+        }
+        if (t && status_record_encode(&t->record, record, sizeof(record), &rlen) >= 0) {
+                st.has_data = true;
+                st.data.data = record;
+                st.data.len = rlen;
+        }
+        r = agent_link_send_status(e->link, &st);
+        if (r < 0)
+                log_warn_errno_s(task_id, r, "cannot send %s: %m", task_state_to_string(state));
+        else
+                log_info_s(task_id, "%s%s%s%s", task_state_to_string(state),
+                           healthy >= 0 ? (healthy ? " healthy" : " unhealthy") : "", *message ? ": " : "",
+                           message);
+}
+
+/* ---- task lifetime ---- */
+
+static Task *task_free(Task *t)
+{
+        if (!t)
+                return NULL;
+        task_process_free(t->proc);
+        if (t->info)
+                mesos__v1__task_info__free_unpacked(t->info, NULL);
+        free(t->id);
+        free(t);
+        return NULL;
+}
+
+/* The terminal update for the way the task ended. */
+static void task_finish(Executor *e, Task *t)
+{
+        char how[128];
+
+        ev_timer_stop(e->loop, &t->kill_timer);
+        t->phase = PHASE_DONE;
+        if (t->cause == STOP_AGENT_LOST) {
+                log_error_s(t->id, "task stopped because %s; no agent to report to", t->stop_why);
+                executor_exit(e, 1);
+                return;
+        }
+
+        if (t->cause == STOP_EXITED) {
+                task_describe_wstatus(t->wstatus, how, sizeof(how));
+                if (WIFEXITED(t->wstatus) && WEXITSTATUS(t->wstatus) == 0)
+                        send_status(e, t->id, TASK_STATE(TASK_FINISHED), t, -1, -1, "Command %s", how);
+                else
+                        send_status(e, t->id, TASK_STATE(TASK_FAILED), t, -1, -1, "Command %s", how);
+        } else {
+                if (t->exited)
+                        task_describe_wstatus(t->wstatus, how, sizeof(how));
+                else
+                        snprintf(how, sizeof(how), "gone");
+                send_status(e, t->id, TASK_STATE(TASK_KILLED), t, -1, -1, "%s; command %s", t->stop_why,
+                            how);
+        }
+
+        /* wait for the acknowledgement, but not forever, and not past the agent's shutdown grace */
+        double wait = ns_to_ev(e->cfg->ack_wait_ns);
+        if (e->stop_deadline > 0)
+                wait = MIN(wait, MAX(0.1, e->stop_deadline - ev_now(e->loop)));
+        ev_timer_set(&e->ack_timer, wait, 0.);
+        ev_timer_start(e->loop, &e->ack_timer);
+}
+
+static void on_ack_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+        Executor *e = w->data;
+        log_warn("the terminal update was not acknowledged in time: exiting anyway");
+        executor_exit(e, 0);
+}
+
+/* Failed before the command ran: a terminal update with no process to stop. */
+static void task_fail_launch(Executor *e, Task *t, TaskState state, int reason, const char *msg)
+{
+        t->phase = PHASE_STOPPING;
+        t->cause = STOP_EXITED;
+        send_status(e, t->id, state, t, reason, -1, "%s", msg);
+        t->phase = PHASE_DONE;
+        double wait = ns_to_ev(e->cfg->ack_wait_ns);
+        ev_timer_set(&e->ack_timer, wait, 0.);
+        ev_timer_start(e->loop, &e->ack_timer);
+}
+
+static void on_kill_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+        Executor *e = w->data;
+        Task *t = e->task;
+
+        if (!t || !task_process_running(t->proc))
+                return;
+        log_warn_s(t->id, "still running %.1fs after SIGTERM: sending SIGKILL", ns_to_ev(t->kill_grace_ns));
+        task_process_signal(t->proc, SIGKILL);
+}
+
+/* Step 3 of stopping: SIGTERM now, SIGKILL when the grace period ends. */
+static void task_terminate(Executor *e, Task *t)
+{
+        double grace = ns_to_ev(t->kill_grace_ns);
+
+        if (!task_process_running(t->proc)) {
+                task_finish(e, t);
+                return;
+        }
+        if (e->task_killing_capable && t->cause != STOP_AGENT_LOST)
+                send_status(e, t->id, TASK_STATE(TASK_KILLING), t, -1, -1, "%s", t->stop_why);
+        if (e->stop_deadline > 0)
+                grace = MIN(grace, MAX(0., e->stop_deadline - ev_now(e->loop)));
+        t->term_sent = true;
+        log_info_s(t->id, "sending SIGTERM to the task's process group (grace period %.1fs)", grace);
+        task_process_signal(t->proc, SIGTERM);
+        ev_timer_set(&t->kill_timer, grace, 0.);
+        ev_timer_start(e->loop, &t->kill_timer);
+}
+
+/* Step 1 of stopping: leave the service registry. Registration comes with the
+ * Consul registrar; until then there is nothing to leave. */
+static void task_leave_registry(Executor *e, Task *t)
+{
+        if (t->cause == STOP_EXITED) {
+                task_finish(e, t);
+                return;
+        }
+        task_terminate(e, t);
+}
+
+static void task_stop(Executor *e, StopCause cause, int64_t grace_ns, const char *why)
+{
+        Task *t = e->task;
+
+        if (!t)
+                return;
+        if (t->phase >= PHASE_STOPPING) {
+                /* a second KILL may shorten a kill in progress, never lengthen it */
+                if (grace_ns < t->kill_grace_ns && t->term_sent && ev_is_active(&t->kill_timer)) {
+                        double left = ev_timer_remaining(e->loop, &t->kill_timer);
+                        if (ns_to_ev(grace_ns) < left) {
+                                ev_timer_stop(e->loop, &t->kill_timer);
+                                ev_timer_set(&t->kill_timer, ns_to_ev(grace_ns), 0.);
+                                ev_timer_start(e->loop, &t->kill_timer);
+                        }
+                }
+                t->kill_grace_ns = MIN(t->kill_grace_ns, grace_ns);
+                return;
+        }
+        t->phase = PHASE_STOPPING;
+        t->cause = cause;
+        t->kill_grace_ns = grace_ns;
+        snprintf(t->stop_why, sizeof(t->stop_why), "%s", why);
+        log_info_s(t->id, "stopping the task: %s", why);
+        task_leave_registry(e, t);
+}
+
+/* The task is up: tell the agent. Health checks and registration slot in here. */
+static void task_running(Executor *e, Task *t)
+{
+        t->phase = PHASE_RUNNING;
+        t->running_sent = true;
+        send_status(e, t->id, TASK_STATE(TASK_RUNNING), t, -1, -1, NULL);
+}
+
+static void on_task_started(TaskProcess *p, int error, const char *what, void *userdata)
+{
+        Executor *e = userdata;
+        Task *t = e->task;
+        char msg[MESSAGE_MAX];
+
+        if (!t || t->proc != p)
+                return;
+        if (error < 0) {
+                snprintf(msg, sizeof(msg), "cannot start the task: %s failed: %s", what, strerror(-error));
+                log_error_s(t->id, "%s", msg);
+                task_fail_launch(e, t, TASK_STATE(TASK_FAILED),
+                                 MESOS__V1__TASK_STATUS__REASON__REASON_CONTAINER_LAUNCH_FAILED, msg);
+                return;
+        }
+        log_info_s(t->id, "task process %d started", (int)task_process_pid(p));
+        if (t->phase == PHASE_STARTING)
+                task_running(e, t);
+}
+
+static void on_task_exited(TaskProcess *p, int wstatus, void *userdata)
+{
+        Executor *e = userdata;
+        Task *t = e->task;
+        char how[128];
+
+        if (!t || t->proc != p)
+                return;
+        t->exited = true;
+        t->wstatus = wstatus;
+        log_info_s(t->id, "task process %s", task_describe_wstatus(wstatus, how, sizeof(how)));
+        if (t->phase < PHASE_STOPPING) {
+                task_stop(e, STOP_EXITED, 0, how);
+                return;
+        }
+        if (t->phase == PHASE_STOPPING && t->term_sent)
+                task_finish(e, t);
+}
+
+static int64_t kill_policy_grace(const Mesos__V1__KillPolicy *kp, int64_t fallback)
+{
+        if (kp && kp->grace_period && kp->grace_period->nanoseconds >= 0)
+                return kp->grace_period->nanoseconds;
+        return fallback;
+}
+
+/* ---- events ---- */
+
+static TaskInfo *copy_task_info(const TaskInfo *in)
+{
+        _cleanup_(buf_done) Buf b = BUF_INIT(MESOS_MESSAGE_MAX);
+        if (mesos_pack(&in->base, &b) < 0)
+                return NULL;
+        return mesos__v1__task_info__unpack(NULL, b.len, (const uint8_t *)b.data);
+}
+
+static void handle_launch(Executor *e, const TaskInfo *info)
+{
+        const char *id = info->task_id ? info->task_id->value : NULL;
+        _cleanup_(command_done) Command cmd = { 0 };
+        SandboxPlan plan;
+        PacerError err = { "" };
+        Task *t;
+        int r;
+
+        if (!id || !*id) {
+                log_error("LAUNCH without a task id: ignored");
+                return;
+        }
+        if (e->task) {
+                if (streq(e->task->id, id)) {
+                        log_warn_s(id, "duplicate LAUNCH for a task this executor already runs: ignored");
+                        return;
+                }
+                agent_link_track_task(e->link, info);
+                send_status(
+                        e, id, TASK_STATE(TASK_ERROR), NULL,
+                        MESOS__V1__TASK_STATUS__REASON__REASON_TASK_INVALID, -1,
+                        "pacer-executor runs one task per executor and already runs %s; give each task its own "
+                        "ExecutorID",
+                        e->task->id);
+                return;
+        }
+
+        t = calloc(1, sizeof(*t));
+        if (!t || !(t->id = strdup(id)) || !(t->info = copy_task_info(info))) {
+                task_free(t);
+                log_error_s(id, "out of memory accepting the task");
+                return;
+        }
+        status_record_init(&t->record);
+        ev_timer_init(&t->kill_timer, on_kill_timer, 0., 0.);
+        t->kill_timer.data = e;
+        t->kill_grace_ns = kill_policy_grace(info->kill_policy, e->cfg->kill_grace_ns);
+        e->task = t;
+        agent_link_track_task(e->link, info);
+
+        if (e->shutting_down) {
+                task_fail_launch(e, t, TASK_STATE(TASK_KILLED),
+                                 MESOS__V1__TASK_STATUS__REASON__REASON_TASK_KILLED_DURING_LAUNCH,
+                                 "the executor is shutting down");
+                return;
+        }
+
+        r = command_build(t->info, e->cfg->command_argv, e->cfg->command_argc, environ, &cmd, &err);
+        if (r >= 0) {
+                sandbox_plan_init(&plan);
+                r = sandbox_plan_user(&plan, cmd.user ? cmd.user : e->cfg->user, &err);
+        }
+        if (r < 0) {
+                log_error_s(id, "invalid task: %s", err.msg);
+                task_fail_launch(e, t, TASK_STATE(TASK_ERROR),
+                                 MESOS__V1__TASK_STATUS__REASON__REASON_TASK_INVALID, err.msg);
+                return;
+        }
+
+        t->phase = PHASE_STARTING;
+        send_status(e, id, TASK_STATE(TASK_STARTING), t, -1, -1, NULL);
+
+        _cleanup_free_ char *out = NULL, *errp = NULL;
+        const char *dir = e->cfg->directory ? e->cfg->directory : ".";
+        if (asprintf(&out, "%s/stdout", dir) < 0 || asprintf(&errp, "%s/stderr", dir) < 0) {
+                task_fail_launch(e, t, TASK_STATE(TASK_FAILED), -1, "out of memory");
+                return;
+        }
+        TaskSpawnOptions o = {
+                .argv = cmd.argv,
+                .envp = cmd.envp,
+                .cwd = e->cfg->sandbox && access(e->cfg->sandbox, X_OK) == 0 ? e->cfg->sandbox
+                                                                             : e->cfg->directory,
+                .stdout_path = out,
+                .stderr_path = errp,
+                .output_max = e->cfg->output_max_bytes,
+                .sandbox = &plan,
+        };
+        TaskProcessCallbacks cb = { .started = on_task_started, .exited = on_task_exited };
+        log_info_s(id, "launching: %s%s%s", cmd.argv[0], cmd.argv[1] ? " " : "",
+                   cmd.argv[1] ? (cmd.argv[2] && streq(cmd.argv[1], "-c") ? cmd.argv[2] : cmd.argv[1]) : "");
+        r = task_process_spawn(e->loop, &o, &cb, e, &t->proc, &err);
+        if (r < 0) {
+                log_error_s(id, "cannot start the task: %s", err.msg);
+                task_fail_launch(e, t, TASK_STATE(TASK_FAILED),
+                                 MESOS__V1__TASK_STATUS__REASON__REASON_CONTAINER_LAUNCH_FAILED, err.msg);
+        }
+}
+
+static void handle_launch_group(Executor *e, const Mesos__V1__Executor__Event__LaunchGroup *g)
+{
+        for (size_t i = 0; g->task_group && i < g->task_group->n_tasks; i++) {
+                const TaskInfo *ti = g->task_group->tasks[i];
+                if (!ti->task_id || !ti->task_id->value)
+                        continue;
+                agent_link_track_task(e->link, ti);
+                send_status(e, ti->task_id->value, TASK_STATE(TASK_ERROR), NULL,
+                            MESOS__V1__TASK_STATUS__REASON__REASON_TASK_GROUP_INVALID, -1,
+                            "pacer-executor does not run task groups (LAUNCH_GROUP): launch each task with "
+                            "its own ExecutorInfo instead");
+        }
+        log_error("LAUNCH_GROUP is not supported: its tasks were answered with TASK_ERROR");
+}
+
+static void handle_kill(Executor *e, const Mesos__V1__Executor__Event__Kill *k)
+{
+        const char *id = k->task_id ? k->task_id->value : NULL;
+        Task *t = e->task;
+
+        if (!id || !t || !streq(t->id, id)) {
+                log_warn_s(strna(id), "KILL for a task this executor does not run: ignored");
+                return;
+        }
+        if (t->phase == PHASE_DONE) {
+                log_info_s(id, "KILL for a task that already ended: ignored");
+                return;
+        }
+        task_stop(e, STOP_KILL,
+                  kill_policy_grace(k->kill_policy,
+                                    kill_policy_grace(t->info->kill_policy, e->cfg->kill_grace_ns)),
+                  "killed by the scheduler");
+}
+
+static void set_stop_deadline(Executor *e)
+{
+        int64_t reserve = MAX(SHUTDOWN_RESERVE_NS, e->cfg->shutdown_grace_ns * SHUTDOWN_RESERVE_PCT / 100);
+        int64_t budget = MAX(0, e->cfg->shutdown_grace_ns - reserve);
+        e->stop_deadline = ev_now(e->loop) + ns_to_ev(budget);
+}
+
+void executor_shutdown(Executor *e, const char *why)
+{
+        if (e->shutting_down)
+                return;
+        e->shutting_down = true;
+        log_info("shutting down: %s", why);
+        if (!e->task || e->task->phase == PHASE_DONE) {
+                if (!e->task)
+                        executor_exit(e, 0);
+                return;
+        }
+        set_stop_deadline(e);
+        task_stop(e, STOP_SHUTDOWN, e->task->kill_grace_ns, why);
+}
+
+static void on_event(const Mesos__V1__Executor__Event *ev, void *userdata)
+{
+        Executor *e = userdata;
+
+        switch (ev->type) {
+        case MESOS__V1__EXECUTOR__EVENT__TYPE__SUBSCRIBED: {
+                const FrameworkInfo *fi = ev->subscribed->framework_info;
+                e->task_killing_capable = false;
+                for (size_t i = 0; fi && i < fi->n_capabilities; i++)
+                        if (fi->capabilities[i]->has_type &&
+                            fi->capabilities[i]->type ==
+                                    MESOS__V1__FRAMEWORK_INFO__CAPABILITY__TYPE__TASK_KILLING_STATE)
+                                e->task_killing_capable = true;
+                break;
+        }
+        case MESOS__V1__EXECUTOR__EVENT__TYPE__LAUNCH:
+                if (ev->launch && ev->launch->task)
+                        handle_launch(e, ev->launch->task);
+                else
+                        log_error("LAUNCH event without a task: ignored");
+                break;
+        case MESOS__V1__EXECUTOR__EVENT__TYPE__LAUNCH_GROUP:
+                if (ev->launch_group)
+                        handle_launch_group(e, ev->launch_group);
+                break;
+        case MESOS__V1__EXECUTOR__EVENT__TYPE__KILL:
+                if (ev->kill)
+                        handle_kill(e, ev->kill);
+                else
+                        log_error("KILL event without a task id: ignored");
+                break;
+        case MESOS__V1__EXECUTOR__EVENT__TYPE__SHUTDOWN:
+                executor_shutdown(e, "the agent asked the executor to shut down");
+                break;
+        case MESOS__V1__EXECUTOR__EVENT__TYPE__MESSAGE:
+                log_info("MESSAGE from the scheduler (%zu bytes): pacer-executor takes no messages; ignored",
+                         ev->message ? ev->message->data.len : 0);
+                break;
+        case MESOS__V1__EXECUTOR__EVENT__TYPE__ERROR:
+                log_error("ERROR from the agent: %s",
+                          ev->error && ev->error->message ? ev->error->message : "(no message)");
+                break;
+        default:
+                break;
+        }
+}
+
+static void on_acknowledged(const char *task_id, TaskState state, void *userdata)
+{
+        Executor *e = userdata;
+        Task *t = e->task;
+
+        if (t && task_id && streq(task_id, t->id) && t->phase == PHASE_DONE &&
+            task_state_is_terminal(state) && !agent_link_has_unacked(e->link, NULL)) {
+                log_info_s(t->id, "terminal update acknowledged: exiting");
+                executor_exit(e, 0);
+        }
+}
+
+static void on_disconnected(const char *why, void *userdata)
+{
+        /* the link reconnects by itself; the task keeps running meanwhile */
+}
+
+static void on_lost(const char *why, void *userdata)
+{
+        Executor *e = userdata;
+
+        if (!e->task || e->task->phase == PHASE_DONE) {
+                executor_exit(e, 1);
+                return;
+        }
+        e->shutting_down = true;
+        task_stop(e, STOP_AGENT_LOST, MIN(e->task->kill_grace_ns, e->cfg->kill_grace_ns), why);
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+        Executor *e = w->data;
+        char why[64];
+
+        snprintf(why, sizeof(why), "received SIG%s", strna(sigabbrev_np(w->signum)));
+        executor_shutdown(e, why);
+}
+
+/* ---- lifetime ---- */
+
+int executor_new(struct ev_loop *loop, const ExecutorConfig *cfg, Executor **ret)
+{
+        _cleanup_free_ Executor *e = calloc(1, sizeof(*e));
+        AgentLinkCallbacks cb = {
+                .event = on_event,
+                .acknowledged = on_acknowledged,
+                .disconnected = on_disconnected,
+                .lost = on_lost,
+        };
+        int r;
+
+        if (!e)
+                return -ENOMEM;
+        e->loop = loop;
+        e->cfg = cfg;
+        e->http = http_client_new(loop);
+        if (!e->http)
+                return -ENOMEM;
+        AgentLinkConfig lc = {
+                .endpoint = cfg->agent_endpoint,
+                .framework_id = cfg->framework_id,
+                .executor_id = cfg->executor_id,
+                .auth_token = cfg->auth_token,
+                .unix_socket = cfg->domain_socket,
+                .checkpoint = cfg->checkpoint,
+                .recovery_timeout_ns = cfg->recovery_timeout_ns,
+                .backoff_max_ns = cfg->backoff_max_ns,
+                .call_timeout_ns = cfg->call_timeout_ns,
+        };
+        r = agent_link_new(loop, e->http, &lc, &cb, e, &e->link);
+        if (r < 0) {
+                http_client_free(e->http);
+                return r;
+        }
+        ev_timer_init(&e->ack_timer, on_ack_timeout, 0., 0.);
+        e->ack_timer.data = e;
+        ev_signal_init(&e->sigterm, on_signal, SIGTERM);
+        e->sigterm.data = e;
+        ev_signal_init(&e->sigint, on_signal, SIGINT);
+        e->sigint.data = e;
+        *ret = TAKE_PTR(e);
+        return 0;
+}
+
+int executor_run(Executor *e)
+{
+        ev_signal_start(e->loop, &e->sigterm);
+        ev_signal_start(e->loop, &e->sigint);
+        agent_link_start(e->link);
+        ev_run(e->loop, 0);
+        return e->exit_code;
+}
+
+Executor *executor_free(Executor *e)
+{
+        if (!e)
+                return NULL;
+        ev_timer_stop(e->loop, &e->ack_timer);
+        ev_signal_stop(e->loop, &e->sigterm);
+        ev_signal_stop(e->loop, &e->sigint);
+        if (e->task)
+                ev_timer_stop(e->loop, &e->task->kill_timer);
+        e->task = task_free(e->task);
+        agent_link_free(e->link);
+        http_client_free(e->http);
+        free(e);
+        return NULL;
+}

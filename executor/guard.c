@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "guard.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "macro.h"
+
+/* Groups watched at once: the task plus running command checks. */
+#define GUARD_GROUPS_MAX 64
+
+typedef struct GuardMessage {
+        int32_t op; /* +1 watch, -1 unwatch */
+        int32_t pgid;
+} GuardMessage;
+
+static int guard_fd = -1;
+static pid_t guard_child = 0;
+
+_noreturn_ static void guard_main(int fd)
+{
+        pid_t groups[GUARD_GROUPS_MAX];
+        size_t n = 0;
+        GuardMessage m;
+
+        prctl(PR_SET_NAME, "pacer-guard");
+        /* survive the terminal's ^C and a polite SIGTERM to the executor's group: the executor
+         * handles those and stops its task; the guard is for when it cannot */
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGHUP, SIG_IGN);
+        signal(SIGPIPE, SIG_IGN);
+        close_range(3, (unsigned)fd - 1, 0);
+        close_range((unsigned)fd + 1, ~0U, 0);
+        int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+        if (devnull >= 0) {
+                dup2(devnull, STDIN_FILENO);
+                dup2(devnull, STDOUT_FILENO);
+        }
+
+        for (;;) {
+                ssize_t r = read(fd, &m, sizeof(m));
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r != (ssize_t)sizeof(m))
+                        break; /* EOF or error: the executor is gone */
+                if (m.op > 0 && n < GUARD_GROUPS_MAX && m.pgid > 1) {
+                        groups[n++] = m.pgid;
+                } else if (m.op < 0) {
+                        for (size_t i = 0; i < n; i++)
+                                if (groups[i] == m.pgid) {
+                                        groups[i] = groups[--n];
+                                        break;
+                                }
+                }
+        }
+        for (size_t i = 0; i < n; i++)
+                kill(-groups[i], SIGKILL);
+        _exit(0);
+}
+
+int guard_start(void)
+{
+        int fds[2];
+        pid_t pid;
+
+        if (guard_fd >= 0)
+                return 0;
+        if (pipe2(fds, O_CLOEXEC) < 0)
+                return negative_errno();
+        pid = fork();
+        if (pid < 0) {
+                int r = negative_errno();
+                close(fds[0]);
+                close(fds[1]);
+                return r;
+        }
+        if (pid == 0) {
+                close(fds[1]);
+                guard_main(fds[0]);
+        }
+        close(fds[0]);
+        guard_fd = fds[1];
+        guard_child = pid;
+        return 0;
+}
+
+static int guard_send(int32_t op, pid_t pgid)
+{
+        GuardMessage m = { .op = op, .pgid = (int32_t)pgid };
+        ssize_t r;
+
+        if (guard_fd < 0)
+                return -ENOTCONN;
+        do
+                r = write(guard_fd, &m, sizeof(m));
+        while (r < 0 && errno == EINTR);
+        if (r != (ssize_t)sizeof(m))
+                return log_warn_errno(
+                        r < 0 ? errno : EIO,
+                        "the guard process is gone: tasks would outlive a crash of the executor");
+        return 0;
+}
+
+int guard_watch(pid_t pgid)
+{
+        return guard_send(1, pgid);
+}
+
+int guard_unwatch(pid_t pgid)
+{
+        return guard_send(-1, pgid);
+}
+
+void guard_stop(void)
+{
+        guard_fd = safe_close(guard_fd);
+        guard_child = 0;
+}
+
+pid_t guard_pid(void)
+{
+        return guard_child;
+}

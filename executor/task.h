@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A supervised process: a task, or a command health check. It runs in its own
+ * process group (so signals reach everything it starts), watched by the guard,
+ * sandboxed between fork and exec, with stdout/stderr copied into size-capped
+ * files. Whether exec succeeded is learnt through a close-on-exec pipe, so
+ * "started" means the command really runs, and a failure names its step. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "error.h"
+#include "sandbox.h"
+
+struct ev_loop;
+
+typedef struct TaskProcess TaskProcess;
+
+typedef struct TaskSpawnOptions {
+        char *const *argv; /* argv[0] is the program: a path, or a name looked up in envp's PATH */
+        char *const *envp;
+        const char *cwd;            /* NULL: inherit */
+        const char *stdout_path;    /* NULL: /dev/null */
+        const char *stderr_path;    /* NULL: /dev/null */
+        size_t output_max;          /* cap per output file before rotation; 0 = default */
+        const SandboxPlan *sandbox; /* NULL: none */
+} TaskSpawnOptions;
+
+typedef struct TaskProcessCallbacks {
+        /* exec succeeded (error 0), or failed: error is -errno and what names the step
+         * ("exec /usr/bin/x", "setuid", ...). After a failure, exited is not called. */
+        void (*started)(TaskProcess *p, int error, const char *what, void *userdata);
+        /* The group leader exited; wstatus as from waitpid(). */
+        void (*exited)(TaskProcess *p, int wstatus, void *userdata);
+} TaskProcessCallbacks;
+
+/* Resolves the program, forks, and returns at once; callbacks follow from the loop. */
+int task_process_spawn(struct ev_loop *loop, const TaskSpawnOptions *o, const TaskProcessCallbacks *cb,
+                       void *userdata, TaskProcess **ret, PacerError *err);
+/* Sends sig to the whole process group. */
+int task_process_signal(TaskProcess *p, int sig);
+pid_t task_process_pid(const TaskProcess *p);
+bool task_process_running(const TaskProcess *p);
+/* SIGKILLs the group if still running, stops watching, frees. Accepts NULL. */
+TaskProcess *task_process_free(TaskProcess *p);
+
+/* "exited with status 3", "killed by signal 9 (SIGKILL)". */
+const char *task_describe_wstatus(int wstatus, char *buf, size_t size);
+/* Finds name in the PATH of envp (or the default PATH); returns a malloc'ed path. */
+int task_resolve_program(const char *name, char *const *envp, char **ret, PacerError *err);
