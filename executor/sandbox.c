@@ -59,9 +59,10 @@ int sandbox_plan_user(SandboxPlan *p, const char *user, PacerError *err)
         if (pw.pw_uid == geteuid() && pw.pw_gid == getegid())
                 return 0; /* already that user: nothing to switch */
         if (geteuid() != 0)
-                return pacer_error_set(err, EPERM,
-                                       "cannot run the task as user '%s': the executor runs as uid %u, not root",
-                                       user, (unsigned)geteuid());
+                return pacer_error_set(
+                        err, EPERM,
+                        "cannot run the task as user '%s': the executor runs as uid %u, not root", user,
+                        (unsigned)geteuid());
 
         if (getgrouplist(pw.pw_name, pw.pw_gid, p->groups, &n) < 0)
                 return pacer_error_set(err, E2BIG, "user '%s' is in more than %d groups", user,
