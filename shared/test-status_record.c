@@ -209,6 +209,16 @@ static void test_decode_hostile_bytes(void **state)
         buf[len] = 0xc0;
         assert_true(status_record_decode(buf, len + 1, &out, &err) < 0);
         assert_non_null(strstr(err.msg, "trailing"));
+        /* a map header claiming 4 billion entries: refused before msgpack-c allocates for them */
+        const uint8_t huge_map[] = { 0xdf, 0xff, 0xff, 0xff, 0xff, 0xa1, 'v', 0x01 };
+        assert_int_equal(status_record_decode(huge_map, sizeof(huge_map), &out, &err), -EBADMSG);
+        assert_non_null(strstr(err.msg, "claims"));
+        const uint8_t huge_str[] = { 0x81, 0xa1, 'e', 0xdb, 0x7f, 0xff, 0xff, 0xff, 'x' };
+        assert_int_equal(status_record_decode(huge_str, sizeof(huge_str), &out, &err), -EBADMSG);
+        uint8_t deep[64];
+        memset(deep, 0x91, sizeof(deep)); /* arrays of one array of one array ... */
+        assert_int_equal(status_record_decode(deep, sizeof(deep), &out, &err), -EBADMSG);
+        assert_non_null(strstr(err.msg, "nested"));
         /* too big, refused before parsing */
         assert_int_equal(status_record_decode(big, sizeof(big), &out, &err), -EMSGSIZE);
         /* every single-byte corruption: decodes or fails, never crashes */
