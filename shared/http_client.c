@@ -649,6 +649,10 @@ static int request_setup(HttpRequest *r, const HttpRequestOptions *o)
         }
         if (o->fresh_connection)
                 SET(CURLOPT_FRESH_CONNECT, 1L);
+        if (o->tls_no_verify) {
+                SET(CURLOPT_SSL_VERIFYPEER, 0L);
+                SET(CURLOPT_SSL_VERIFYHOST, 0L);
+        }
         if (o->unix_socket)
                 SET(CURLOPT_UNIX_SOCKET_PATH, o->unix_socket);
 

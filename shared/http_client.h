@@ -68,6 +68,7 @@ typedef struct HttpRequestOptions {
         size_t max_body;            /* cap on a collected body; 0 = HTTP_BODY_MAX_DEFAULT */
         bool tcp_keepalive;         /* enable TCP keepalive probes (detects dead peers) */
         bool fresh_connection;      /* do not reuse a kept-alive connection */
+        bool tls_no_verify;         /* https: accept any certificate (health checks of local tasks) */
         const char *unix_socket;    /* connect through this Unix socket path, optional */
         http_headers_fn on_headers;
         http_data_fn on_data; /* NULL = collect the body into resp->body */
