@@ -282,3 +282,56 @@ void command_done(Command *c)
         strv_free(c->envp);
         *c = (Command){ 0 };
 }
+
+static const char *env_get(char *const *env, const char *name)
+{
+        size_t l = strlen(name);
+        for (; env && *env; env++)
+                if (strneq(*env, name, l) && (*env)[l] == '=')
+                        return *env + l + 1;
+        return NULL;
+}
+
+static bool parse_port(const char *s, uint32_t *ret)
+{
+        char *end;
+        unsigned long v;
+
+        if (!s || !*s)
+                return false;
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (errno || *end || v == 0 || v > 65535)
+                return false;
+        *ret = (uint32_t)v;
+        return true;
+}
+
+size_t command_ports(const TaskInfo *task, char *const *environ_, uint32_t *ret, size_t max)
+{
+        size_t n = 0;
+
+        if (task->discovery && task->discovery->ports && task->discovery->ports->n_ports > 0) {
+                for (size_t i = 0; i < task->discovery->ports->n_ports && n < max; i++)
+                        ret[n++] = task->discovery->ports->ports[i]->number;
+                return n;
+        }
+        for (; n < max; n++) {
+                char name[32];
+                snprintf(name, sizeof(name), "PORT%zu", n);
+                if (!parse_port(env_get(environ_, name), &ret[n]))
+                        break;
+        }
+        if (n > 0)
+                return n;
+        for (size_t i = 0; i < task->n_resources; i++) {
+                const Resource *r = task->resources[i];
+                if (!r->name || !streq(r->name, "ports") || !r->ranges)
+                        continue;
+                for (size_t j = 0; j < r->ranges->n_range; j++)
+                        for (uint64_t p = r->ranges->range[j]->begin;
+                             p <= r->ranges->range[j]->end && p <= 65535 && n < max; p++)
+                                ret[n++] = (uint32_t)p;
+        }
+        return n;
+}

@@ -28,3 +28,8 @@ const char *command_strip_marathon_wrapper(const char *line);
 int command_build(const TaskInfo *task, char *const *fallback_argv, int fallback_argc, char *const *environ_,
                   Command *ret, PacerError *err);
 void command_done(Command *c);
+
+/* The task's host ports in port-definition order: DiscoveryInfo.ports when
+ * present, else PORT0..PORTn of the environment (Marathon's custom-executor
+ * launch), else the "ports" resource ranges in order. Returns the count. */
+size_t command_ports(const TaskInfo *task, char *const *environ_, uint32_t *ret, size_t max);

@@ -8,10 +8,13 @@
 #include <sys/wait.h>
 
 #include "agent_link.h"
+#include "check.h"
 #include "command.h"
+#include "consul.h"
 #include "duration.h"
 #include "http_client.h"
 #include "mesos.h"
+#include "registrar.h"
 #include "sandbox.h"
 #include "status_record.h"
 #include "task.h"
@@ -22,6 +25,7 @@ extern char **environ;
 #define SHUTDOWN_RESERVE_NS  (500 * NSEC_PER_MSEC)
 #define SHUTDOWN_RESERVE_PCT 10
 #define MESSAGE_MAX          512
+#define TASK_PORTS_MAX       64
 
 typedef enum Phase {
         PHASE_STARTING, /* forked; waiting to learn whether exec succeeded */
@@ -31,15 +35,18 @@ typedef enum Phase {
 } Phase;
 
 typedef enum StopCause {
-        STOP_KILL,      /* KILL event */
-        STOP_SHUTDOWN,  /* SHUTDOWN event, SIGTERM/SIGINT to the executor */
-        STOP_EXITED,    /* the task ended on its own */
-        STOP_AGENT_LOST /* no agent past the recovery timeout, or no checkpointing */
+        STOP_KILL,       /* KILL event */
+        STOP_SHUTDOWN,   /* SHUTDOWN event, SIGTERM/SIGINT to the executor */
+        STOP_EXITED,     /* the task ended on its own */
+        STOP_HEALTH,     /* a liveness check reached its failure limit */
+        STOP_AGENT_LOST, /* no agent past the recovery timeout, or no checkpointing */
 } StopCause;
 
 typedef struct Task {
         char *id;
         TaskInfo *info; /* our own copy */
+        Command cmd;
+        SandboxPlan plan; /* outlives the command checks that borrow it */
         TaskProcess *proc;
         Phase phase;
         StopCause cause;
@@ -47,9 +54,23 @@ typedef struct Task {
         bool exited;
         int wstatus;
         int64_t kill_grace_ns;
+        int64_t drain_ns;
         ev_timer kill_timer;
+        ev_timer drain_timer;
         bool term_sent;
+
+        CheckSpec *specs;
+        size_t n_specs;
+        Checker **checkers;
+        bool gated;       /* some check gates readiness */
+        Health readiness; /* aggregate of the gating checks */
+        Health reported;  /* what the last update said (UNKNOWN: healthy unset) */
         bool running_sent;
+        bool want_ready;     /* report healthy once Consul has us */
+        bool want_unhealthy; /* report unhealthy once Consul marked the check critical */
+        char unhealthy_why[CHECK_OUTPUT_MAX + 64];
+
+        Registrar *reg;
         StatusRecord record;
 } Task;
 
@@ -57,8 +78,10 @@ struct Executor {
         struct ev_loop *loop;
         const ExecutorConfig *cfg;
         HttpClient *http;
+        ConsulClient *consul;
         AgentLink *link;
         Task *task;
+        char *agent_hostname;
         bool task_killing_capable; /* the framework understands TASK_KILLING */
         bool shutting_down;
         bool exiting;
@@ -84,7 +107,30 @@ static void executor_exit(Executor *e, int code)
         ev_break(e->loop, EVBREAK_ALL);
 }
 
-/* ---- status updates ---- */
+/* Time left before the shutdown deadline (or `fallback` when there is none). */
+static int64_t time_left_ns(Executor *e, int64_t fallback)
+{
+        if (e->stop_deadline <= 0)
+                return fallback;
+        double left = e->stop_deadline - ev_now(e->loop);
+        return left > 0 ? (int64_t)(left * (double)NSEC_PER_SEC) : 0;
+}
+
+/* ---- the status record and updates ---- */
+
+static void refresh_record(Task *t)
+{
+        StatusRecord *r = &t->record;
+
+        r->healthy = t->gated ? t->readiness : HEALTH_UNKNOWN;
+        r->registration = registrar_state(t->reg);
+        r->registered = r->registration == REGISTRATION_REGISTERED;
+        snprintf(r->service_id, sizeof(r->service_id), "%s", registrar_service_id(t->reg));
+        r->registered_at_ms = registrar_registered_at_ms(t->reg);
+        if (*registrar_last_error(t->reg) &&
+            (r->registration == REGISTRATION_FAILED || r->registration == REGISTRATION_DEREGISTERING))
+                snprintf(r->last_error, sizeof(r->last_error), "consul: %s", registrar_last_error(t->reg));
+}
 
 static void send_status(Executor *e, const char *task_id, TaskState state, Task *t, int reason, int healthy,
                         const char *fmt, ...) _printf_(7, 8);
@@ -125,10 +171,13 @@ static void send_status(Executor *e, const char *task_id, TaskState state, Task 
                 aid.value = e->cfg->agent_id;
                 st.agent_id = &aid;
         }
-        if (t && status_record_encode(&t->record, record, sizeof(record), &rlen) >= 0) {
-                st.has_data = true;
-                st.data.data = record;
-                st.data.len = rlen;
+        if (t) {
+                refresh_record(t);
+                if (status_record_encode(&t->record, record, sizeof(record), &rlen) >= 0) {
+                        st.has_data = true;
+                        st.data.data = record;
+                        st.data.len = rlen;
+                }
         }
         r = agent_link_send_status(e->link, &st);
         if (r < 0)
@@ -139,18 +188,239 @@ static void send_status(Executor *e, const char *task_id, TaskState state, Task 
                            message);
 }
 
+/* TASK_RUNNING carrying the health we last reported (or a new one). */
+static void send_running(Executor *e, Task *t, Health health, int reason, const char *fmt, ...)
+        _printf_(5, 6);
+static void send_running(Executor *e, Task *t, Health health, int reason, const char *fmt, ...)
+{
+        char message[MESSAGE_MAX] = "";
+        va_list ap;
+
+        if (fmt) {
+                va_start(ap, fmt);
+                vsnprintf(message, sizeof(message), fmt, ap);
+                va_end(ap);
+        }
+        t->running_sent = true;
+        t->reported = health;
+        send_status(e, t->id, TASK_STATE(TASK_RUNNING), t, reason,
+                    health == HEALTH_UNKNOWN ? -1 : health == HEALTH_HEALTHY, "%s", message);
+}
+
+/* The task is ready (its gating checks pass, or it has none) and, when
+ * registration is on, visible in Consul: say so. */
+static void report_ready(Executor *e, Task *t)
+{
+        t->want_ready = false;
+        if (t->phase != PHASE_RUNNING)
+                return;
+        if (!t->gated) {
+                /* no check to vouch for health: running, and registered when Consul is on, is healthy */
+                if (!t->running_sent)
+                        send_running(e, t, registrar_enabled(t->reg) ? HEALTH_HEALTHY : HEALTH_UNKNOWN, -1,
+                                     NULL);
+                return;
+        }
+        if (t->reported != HEALTH_HEALTHY)
+                send_running(e, t, HEALTH_HEALTHY,
+                             MESOS__V1__TASK_STATUS__REASON__REASON_TASK_HEALTH_CHECK_STATUS_UPDATED, NULL);
+}
+
+/* Ready by the checks: register (or mark the check passing) first, report after. */
+static void task_ready(Executor *e, Task *t)
+{
+        RegistrationState rs = registrar_state(t->reg);
+
+        if (rs == REGISTRATION_OFF) {
+                report_ready(e, t);
+                return;
+        }
+        t->want_ready = true;
+        if (rs == REGISTRATION_REGISTERED) {
+                if (registrar_set_health(t->reg, true, "passing") < 0)
+                        report_ready(e, t);
+                return;
+        }
+        registrar_register(t->reg);
+}
+
+/* ---- registrar callbacks ---- */
+
+static void on_registrar_changed(void *userdata)
+{
+        Executor *e = userdata;
+        Task *t = e->task;
+        RegistrationState rs;
+
+        if (!t || t->phase != PHASE_RUNNING)
+                return;
+        rs = registrar_state(t->reg);
+        if (rs == REGISTRATION_REGISTERED) {
+                t->record.last_error[0] = 0;
+                if (t->want_ready)
+                        report_ready(e, t);
+                else if (t->running_sent)
+                        send_running(e, t, t->reported, -1, "registered in Consul again");
+                return;
+        }
+        if (rs == REGISTRATION_FAILED) {
+                /* not ready, and why: the scheduler sees it in the record and the message */
+                if (t->running_sent)
+                        send_running(e, t, t->reported, -1, "Consul registration failed: %s",
+                                     registrar_last_error(t->reg));
+                else
+                        send_status(e, t->id, TASK_STATE(TASK_STARTING), t, -1, -1,
+                                    "waiting for Consul registration: %s", registrar_last_error(t->reg));
+        }
+}
+
+static void on_health_pushed(bool passing, int result, void *userdata)
+{
+        Executor *e = userdata;
+        Task *t = e->task;
+
+        if (!t || t->phase != PHASE_RUNNING)
+                return;
+        if (!passing && t->want_unhealthy) {
+                /* Consul already sends no traffic (or we tried and could not say so): now report */
+                t->want_unhealthy = false;
+                send_running(e, t, HEALTH_UNHEALTHY,
+                             MESOS__V1__TASK_STATUS__REASON__REASON_TASK_HEALTH_CHECK_STATUS_UPDATED,
+                             "%s%s%s", t->unhealthy_why, result < 0 ? "; Consul check not updated: " : "",
+                             result < 0 ? strerror(-result) : "");
+                return;
+        }
+        if (passing && t->want_ready && registrar_state(t->reg) == REGISTRATION_REGISTERED)
+                report_ready(e, t);
+}
+
+/* ---- checks ---- */
+
+static Health aggregate_readiness(Task *t)
+{
+        bool unknown = false;
+
+        for (size_t i = 0; i < t->n_specs; i++) {
+                if (!check_role_gates_readiness(t->specs[i].role))
+                        continue;
+                Health h = checker_health(t->checkers[i]);
+                if (h == HEALTH_UNHEALTHY)
+                        return HEALTH_UNHEALTHY;
+                if (h == HEALTH_UNKNOWN)
+                        unknown = true;
+        }
+        return unknown ? HEALTH_UNKNOWN : HEALTH_HEALTHY;
+}
+
+static void on_check_result(Checker *c, const CheckResult *res, void *userdata)
+{
+        Executor *e = userdata;
+        Task *t = e->task;
+        const CheckSpec *spec = checker_spec(c);
+        Health before, now;
+        char why[MESSAGE_MAX];
+
+        if (!t || t->phase != PHASE_RUNNING)
+                return;
+        t->record.check_latency_us = (uint32_t)MIN(res->latency_ns / 1000, (int64_t)UINT32_MAX);
+        t->record.consecutive_failures = res->verdict.consecutive_failures;
+        if (!res->passed)
+                snprintf(t->record.last_error, sizeof(t->record.last_error), "check %s: %s", spec->name,
+                         res->output);
+
+        if (!res->passed && !res->verdict.ignored)
+                log_warn_s(t->id, "check %s failed (%u in a row): %s", spec->name,
+                           res->verdict.consecutive_failures, res->output);
+        else if (res->verdict.changed)
+                log_info_s(t->id, "check %s: %s", spec->name, res->passed ? "passing" : res->output);
+
+        if (check_role_kills(spec->role) && res->verdict.limit_reached) {
+                snprintf(why, sizeof(why), "health check %s failed %u consecutive times: %s", spec->name,
+                         res->verdict.consecutive_failures, res->output);
+                task_stop(e, STOP_HEALTH, t->kill_grace_ns, why);
+                return;
+        }
+        if (!check_role_gates_readiness(spec->role))
+                return;
+
+        before = t->readiness;
+        now = aggregate_readiness(t);
+        t->readiness = now;
+        if (res->passed) {
+                if (now == HEALTH_HEALTHY && (before != HEALTH_HEALTHY || t->want_ready))
+                        task_ready(e, t);
+                else if (now == HEALTH_HEALTHY)
+                        registrar_set_health(t->reg, true, res->output); /* keeps the TTL fresh */
+                return;
+        }
+        if (res->verdict.ignored)
+                return; /* a failure inside the grace period, before the first success */
+
+        /* Mesos reports every counted failure; Pacer first makes Consul stop sending traffic */
+        t->want_ready = false;
+        snprintf(t->unhealthy_why, sizeof(t->unhealthy_why), "check %s failed: %s", spec->name, res->output);
+        if (registrar_set_health(t->reg, false, res->output) == 0)
+                t->want_unhealthy = true;
+        else
+                send_running(e, t, HEALTH_UNHEALTHY,
+                             MESOS__V1__TASK_STATUS__REASON__REASON_TASK_HEALTH_CHECK_STATUS_UPDATED, "%s",
+                             t->unhealthy_why);
+}
+
+static void stop_checks(Task *t)
+{
+        for (size_t i = 0; t->checkers && i < t->n_specs; i++)
+                checker_stop(t->checkers[i]);
+}
+
+static int start_checks(Executor *e, Task *t)
+{
+        t->checkers = calloc(t->n_specs ? t->n_specs : 1, sizeof(Checker *));
+        if (!t->checkers)
+                return -ENOMEM;
+        for (size_t i = 0; i < t->n_specs; i++) {
+                int r = checker_new(e->loop, e->http, &t->specs[i], on_check_result, e, &t->checkers[i]);
+                if (r < 0)
+                        return r;
+                if (check_role_gates_readiness(t->specs[i].role))
+                        t->gated = true;
+        }
+        for (size_t i = 0; i < t->n_specs; i++)
+                checker_start(t->checkers[i]);
+        return 0;
+}
+
 /* ---- task lifetime ---- */
 
-static Task *task_free(Task *t)
+static Task *task_free(Executor *e, Task *t)
 {
         if (!t)
                 return NULL;
+        ev_timer_stop(e->loop, &t->kill_timer);
+        ev_timer_stop(e->loop, &t->drain_timer);
+        for (size_t i = 0; t->checkers && i < t->n_specs; i++)
+                checker_free(t->checkers[i]);
+        free(t->checkers);
+        check_specs_free(t->specs, t->n_specs);
+        registrar_free(t->reg);
         task_process_free(t->proc);
+        command_done(&t->cmd);
+        sandbox_plan_done(&t->plan);
         if (t->info)
                 mesos__v1__task_info__free_unpacked(t->info, NULL);
         free(t->id);
         free(t);
         return NULL;
+}
+
+static void start_ack_wait(Executor *e)
+{
+        /* wait for the acknowledgement, but not forever, and not past the agent's shutdown grace */
+        double wait = ns_to_ev(e->cfg->ack_wait_ns);
+        if (e->stop_deadline > 0)
+                wait = MIN(wait, MAX(0.1, e->stop_deadline - ev_now(e->loop)));
+        ev_timer_set(&e->ack_timer, wait, 0.);
+        ev_timer_start(e->loop, &e->ack_timer);
 }
 
 /* The terminal update for the way the task ended. */
@@ -177,16 +447,15 @@ static void task_finish(Executor *e, Task *t)
                         task_describe_wstatus(t->wstatus, how, sizeof(how));
                 else
                         snprintf(how, sizeof(how), "gone");
-                send_status(e, t->id, TASK_STATE(TASK_KILLED), t, -1, -1, "%s; command %s", t->stop_why,
-                            how);
+                if (t->cause == STOP_HEALTH)
+                        send_status(e, t->id, TASK_STATE(TASK_KILLED), t,
+                                    MESOS__V1__TASK_STATUS__REASON__REASON_TASK_HEALTH_CHECK_STATUS_UPDATED,
+                                    0, "%s; command %s", t->stop_why, how);
+                else
+                        send_status(e, t->id, TASK_STATE(TASK_KILLED), t, -1, -1, "%s; command %s",
+                                    t->stop_why, how);
         }
-
-        /* wait for the acknowledgement, but not forever, and not past the agent's shutdown grace */
-        double wait = ns_to_ev(e->cfg->ack_wait_ns);
-        if (e->stop_deadline > 0)
-                wait = MIN(wait, MAX(0.1, e->stop_deadline - ev_now(e->loop)));
-        ev_timer_set(&e->ack_timer, wait, 0.);
-        ev_timer_start(e->loop, &e->ack_timer);
+        start_ack_wait(e);
 }
 
 static void on_ack_timeout(struct ev_loop *loop, ev_timer *w, int revents)
@@ -203,9 +472,7 @@ static void task_fail_launch(Executor *e, Task *t, TaskState state, int reason, 
         t->cause = STOP_EXITED;
         send_status(e, t->id, state, t, reason, -1, "%s", msg);
         t->phase = PHASE_DONE;
-        double wait = ns_to_ev(e->cfg->ack_wait_ns);
-        ev_timer_set(&e->ack_timer, wait, 0.);
-        ev_timer_start(e->loop, &e->ack_timer);
+        start_ack_wait(e);
 }
 
 static void on_kill_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -239,15 +506,57 @@ static void task_terminate(Executor *e, Task *t)
         ev_timer_start(e->loop, &t->kill_timer);
 }
 
-/* Step 1 of stopping: leave the service registry. Registration comes with the
- * Consul registrar; until then there is nothing to leave. */
-static void task_leave_registry(Executor *e, Task *t)
+static void on_drain_timer(struct ev_loop *loop, ev_timer *w, int revents)
 {
-        if (t->cause == STOP_EXITED) {
-                task_finish(e, t);
+        Executor *e = w->data;
+        if (e->task)
+                task_terminate(e, e->task);
+}
+
+/* Step 2: let in-flight requests finish after the entry is gone. */
+static void task_drain(Executor *e, Task *t, bool was_registered)
+{
+        int64_t drain = t->drain_ns;
+
+        if (e->stop_deadline > 0) /* under SHUTDOWN: at most half of what is left */
+                drain = MIN(drain, time_left_ns(e, 0) / 2);
+
+        if (t->cause == STOP_EXITED || !was_registered || drain <= 0 || !task_process_running(t->proc)) {
+                task_terminate(e, t);
                 return;
         }
-        task_terminate(e, t);
+        log_info_s(t->id, "draining for %.1fs before SIGTERM", ns_to_ev(drain));
+        ev_timer_set(&t->drain_timer, ns_to_ev(drain), 0.);
+        ev_timer_start(e->loop, &t->drain_timer);
+}
+
+static void on_deregistered(int result, void *userdata)
+{
+        Executor *e = userdata;
+        Task *t = e->task;
+
+        if (!t || t->phase != PHASE_STOPPING)
+                return;
+        if (result < 0)
+                log_error_s(t->id, "stopping without a confirmed Consul deregistration: %s",
+                            registrar_last_error(t->reg));
+        task_drain(e, t, true);
+}
+
+/* Step 1 of stopping: leave the service registry, confirmed, before any signal. */
+static void task_leave_registry(Executor *e, Task *t)
+{
+        RegistrationState rs = registrar_state(t->reg);
+
+        stop_checks(t);
+        if (rs == REGISTRATION_OFF) {
+                task_drain(e, t, false);
+                return;
+        }
+        int64_t deadline =
+                MIN(e->cfg->consul_deregister_timeout_ns,
+                    MAX(100 * NSEC_PER_MSEC, time_left_ns(e, e->cfg->consul_deregister_timeout_ns) / 2));
+        registrar_deregister(t->reg, deadline);
 }
 
 static void task_stop(Executor *e, StopCause cause, int64_t grace_ns, const char *why)
@@ -272,17 +581,10 @@ static void task_stop(Executor *e, StopCause cause, int64_t grace_ns, const char
         t->phase = PHASE_STOPPING;
         t->cause = cause;
         t->kill_grace_ns = grace_ns;
+        t->want_ready = t->want_unhealthy = false;
         snprintf(t->stop_why, sizeof(t->stop_why), "%s", why);
         log_info_s(t->id, "stopping the task: %s", why);
         task_leave_registry(e, t);
-}
-
-/* The task is up: tell the agent. Health checks and registration slot in here. */
-static void task_running(Executor *e, Task *t)
-{
-        t->phase = PHASE_RUNNING;
-        t->running_sent = true;
-        send_status(e, t->id, TASK_STATE(TASK_RUNNING), t, -1, -1, NULL);
 }
 
 static void on_task_started(TaskProcess *p, int error, const char *what, void *userdata)
@@ -290,19 +592,34 @@ static void on_task_started(TaskProcess *p, int error, const char *what, void *u
         Executor *e = userdata;
         Task *t = e->task;
         char msg[MESSAGE_MAX];
+        int r;
 
         if (!t || t->proc != p)
                 return;
         if (error < 0) {
                 snprintf(msg, sizeof(msg), "cannot start the task: %s failed: %s", what, strerror(-error));
                 log_error_s(t->id, "%s", msg);
+                registrar_deregister(t->reg, e->cfg->consul_deregister_timeout_ns);
                 task_fail_launch(e, t, TASK_STATE(TASK_FAILED),
                                  MESOS__V1__TASK_STATUS__REASON__REASON_CONTAINER_LAUNCH_FAILED, msg);
                 return;
         }
         log_info_s(t->id, "task process %d started", (int)task_process_pid(p));
-        if (t->phase == PHASE_STARTING)
-                task_running(e, t);
+        if (t->phase != PHASE_STARTING)
+                return;
+        t->phase = PHASE_RUNNING;
+        r = start_checks(e, t);
+        if (r < 0) {
+                task_stop(e, STOP_KILL, t->kill_grace_ns, "cannot start the health checks");
+                return;
+        }
+        if (t->gated) {
+                /* running, health unknown until the first check passes */
+                send_running(e, t, HEALTH_UNKNOWN, -1, NULL);
+                return;
+        }
+        /* nothing gates readiness: the process running is as ready as it gets */
+        task_ready(e, t);
 }
 
 static void on_task_exited(TaskProcess *p, int wstatus, void *userdata)
@@ -320,8 +637,13 @@ static void on_task_exited(TaskProcess *p, int wstatus, void *userdata)
                 task_stop(e, STOP_EXITED, 0, how);
                 return;
         }
-        if (t->phase == PHASE_STOPPING && t->term_sent)
+        if (t->phase != PHASE_STOPPING)
+                return;
+        if (t->term_sent || ev_is_active(&t->drain_timer)) {
+                ev_timer_stop(e->loop, &t->drain_timer);
                 task_finish(e, t);
+        }
+        /* else deregistration is in progress: it continues and then finds the process gone */
 }
 
 static int64_t kill_policy_grace(const Mesos__V1__KillPolicy *kp, int64_t fallback)
@@ -341,11 +663,86 @@ static TaskInfo *copy_task_info(const TaskInfo *in)
         return mesos__v1__task_info__unpack(NULL, b.len, (const uint8_t *)b.data);
 }
 
+/* Everything that can be wrong with a task is found here, before anything runs. */
+static int task_prepare(Executor *e, Task *t, PacerError *err)
+{
+        uint32_t ports[TASK_PORTS_MAX];
+        RegistrarService services[REGISTRAR_SERVICES_MAX];
+        size_t n_ports, n_services = 0;
+        const char *drain;
+        int r;
+
+        r = command_build(t->info, e->cfg->command_argv, e->cfg->command_argc, environ, &t->cmd, err);
+        if (r < 0)
+                return r;
+        sandbox_plan_init(&t->plan);
+        r = sandbox_plan_user(&t->plan, t->cmd.user ? t->cmd.user : e->cfg->user, err);
+        if (r < 0)
+                return r;
+        r = sandbox_plan_labels(&t->plan, t->info->labels, &e->cfg->sandbox_options, err);
+        if (r < 0)
+                return r;
+        r = sandbox_plan_labels(&t->plan, t->info->labels, &e->cfg->sandbox_options, err);
+        if (r < 0)
+                return r;
+
+        n_ports = command_ports(t->info, environ, ports, ELEMENTSOF(ports));
+        CheckTaskContext ctx = {
+                .ports = ports,
+                .n_ports = n_ports,
+                .envp = t->cmd.envp,
+                .sandbox = &t->plan,
+                .cwd = e->cfg->sandbox,
+        };
+        r = check_specs_from_task(t->info, &ctx, &t->specs, &t->n_specs, err);
+        if (r < 0)
+                return r;
+
+        t->drain_ns = e->cfg->drain_delay_ns;
+        drain = mesos_label(t->info->labels, EXECUTOR_DRAIN_LABEL);
+        if (drain) {
+                PacerError derr;
+                r = duration_parse(drain, &t->drain_ns, &derr);
+                if (r < 0)
+                        return pacer_error_set(err, r, "label %s: %s", EXECUTOR_DRAIN_LABEL, derr.msg);
+        }
+
+        const char *app_id = getenv("MARATHON_APP_ID");
+        const char *address = e->cfg->service_address ? e->cfg->service_address : getenv("HOST");
+        if (!address || !*address)
+                address = e->agent_hostname;
+        RegistrarNaming naming = { .global_tag = e->cfg->consul_tag, .address = address };
+        if (e->consul) {
+                r = registrar_plan_services(t->info, app_id, ports, n_ports, &naming, services, &n_services,
+                                            err);
+                if (r < 0)
+                        return r;
+        }
+        RegistrarConfig rc = {
+                .consul = e->consul,
+                .task_id = t->id,
+                .framework_id = e->cfg->framework_id,
+                .executor_id = e->cfg->executor_id,
+                .app_id = app_id,
+                .address = address,
+                .services = services,
+                .n_services = n_services,
+                .ttl_ns = e->cfg->consul_ttl_ns,
+                .deregister_after_ns = e->cfg->consul_deregister_after_ns,
+        };
+        RegistrarCallbacks rcb = {
+                .changed = on_registrar_changed,
+                .health_pushed = on_health_pushed,
+                .deregistered = on_deregistered,
+        };
+        r = registrar_new(e->loop, &rc, &rcb, e, &t->reg);
+        registrar_services_done(services, n_services);
+        return r;
+}
+
 static void handle_launch(Executor *e, const TaskInfo *info)
 {
         const char *id = info->task_id ? info->task_id->value : NULL;
-        _cleanup_(command_done) Command cmd = { 0 };
-        SandboxPlan plan;
         PacerError err = { "" };
         Task *t;
         int r;
@@ -371,13 +768,16 @@ static void handle_launch(Executor *e, const TaskInfo *info)
 
         t = calloc(1, sizeof(*t));
         if (!t || !(t->id = strdup(id)) || !(t->info = copy_task_info(info))) {
-                task_free(t);
+                task_free(e, t);
                 log_error_s(id, "out of memory accepting the task");
                 return;
         }
         status_record_init(&t->record);
+        t->readiness = t->reported = HEALTH_UNKNOWN;
         ev_timer_init(&t->kill_timer, on_kill_timer, 0., 0.);
         t->kill_timer.data = e;
+        ev_timer_init(&t->drain_timer, on_drain_timer, 0., 0.);
+        t->drain_timer.data = e;
         t->kill_grace_ns = kill_policy_grace(info->kill_policy, e->cfg->kill_grace_ns);
         e->task = t;
         agent_link_track_task(e->link, info);
@@ -388,18 +788,16 @@ static void handle_launch(Executor *e, const TaskInfo *info)
                                  "the executor is shutting down");
                 return;
         }
-
-        r = command_build(t->info, e->cfg->command_argv, e->cfg->command_argc, environ, &cmd, &err);
-        if (r >= 0) {
-                sandbox_plan_init(&plan);
-                r = sandbox_plan_user(&plan, cmd.user ? cmd.user : e->cfg->user, &err);
-        }
+        r = task_prepare(e, t, &err);
         if (r < 0) {
-                log_error_s(id, "invalid task: %s", err.msg);
+                log_error_s(id, "invalid task: %s", *err.msg ? err.msg : strerror(-r));
                 task_fail_launch(e, t, TASK_STATE(TASK_ERROR),
-                                 MESOS__V1__TASK_STATUS__REASON__REASON_TASK_INVALID, err.msg);
+                                 MESOS__V1__TASK_STATUS__REASON__REASON_TASK_INVALID,
+                                 *err.msg ? err.msg : strerror(-r));
                 return;
         }
+        /* entries an earlier executor of this task left behind go first, while the task starts */
+        registrar_cleanup_stale(t->reg);
 
         t->phase = PHASE_STARTING;
         send_status(e, id, TASK_STATE(TASK_STARTING), t, -1, -1, NULL);
@@ -411,18 +809,19 @@ static void handle_launch(Executor *e, const TaskInfo *info)
                 return;
         }
         TaskSpawnOptions o = {
-                .argv = cmd.argv,
-                .envp = cmd.envp,
+                .argv = t->cmd.argv,
+                .envp = t->cmd.envp,
                 .cwd = e->cfg->sandbox && access(e->cfg->sandbox, X_OK) == 0 ? e->cfg->sandbox
                                                                              : e->cfg->directory,
                 .stdout_path = out,
                 .stderr_path = errp,
                 .output_max = e->cfg->output_max_bytes,
-                .sandbox = &plan,
+                .sandbox = &t->plan,
         };
         TaskProcessCallbacks cb = { .started = on_task_started, .exited = on_task_exited };
-        log_info_s(id, "launching: %s%s%s", cmd.argv[0], cmd.argv[1] ? " " : "",
-                   cmd.argv[1] ? (cmd.argv[2] && streq(cmd.argv[1], "-c") ? cmd.argv[2] : cmd.argv[1]) : "");
+        char **argv = t->cmd.argv;
+        log_info_s(id, "launching: %s%s%s", argv[0], argv[1] ? " " : "",
+                   argv[1] ? (argv[2] && streq(argv[1], "-c") ? argv[2] : argv[1]) : "");
         r = task_process_spawn(e->loop, &o, &cb, e, &t->proc, &err);
         if (r < 0) {
                 log_error_s(id, "cannot start the task: %s", err.msg);
@@ -494,12 +893,15 @@ static void on_event(const Mesos__V1__Executor__Event *ev, void *userdata)
         switch (ev->type) {
         case MESOS__V1__EXECUTOR__EVENT__TYPE__SUBSCRIBED: {
                 const FrameworkInfo *fi = ev->subscribed->framework_info;
+                const Mesos__V1__AgentInfo *ai = ev->subscribed->agent_info;
                 e->task_killing_capable = false;
                 for (size_t i = 0; fi && i < fi->n_capabilities; i++)
                         if (fi->capabilities[i]->has_type &&
                             fi->capabilities[i]->type ==
                                     MESOS__V1__FRAMEWORK_INFO__CAPABILITY__TYPE__TASK_KILLING_STATE)
                                 e->task_killing_capable = true;
+                if (ai && ai->hostname && !e->agent_hostname)
+                        e->agent_hostname = strdup(ai->hostname);
                 break;
         }
         case MESOS__V1__EXECUTOR__EVENT__TYPE__LAUNCH:
@@ -583,6 +985,7 @@ int executor_new(struct ev_loop *loop, const ExecutorConfig *cfg, Executor **ret
                 .disconnected = on_disconnected,
                 .lost = on_lost,
         };
+        PacerError err = { "" };
         int r;
 
         if (!e)
@@ -592,6 +995,24 @@ int executor_new(struct ev_loop *loop, const ExecutorConfig *cfg, Executor **ret
         e->http = http_client_new(loop);
         if (!e->http)
                 return -ENOMEM;
+        if (cfg->consul_address) {
+                ConsulConfig cc = {
+                        .address = cfg->consul_address,
+                        .token = cfg->consul_token,
+                        .call_timeout_ns = cfg->consul_timeout_ns,
+                };
+                r = consul_client_new(loop, e->http, &cc, &e->consul, &err);
+                if (r < 0) {
+                        log_error("Consul: %s", err.msg);
+                        http_client_free(e->http);
+                        return r;
+                }
+                log_info("registering tasks in Consul at %s%s", cfg->consul_address,
+                         cfg->consul_token && *cfg->consul_token ? " (with an ACL token)" : "");
+        } else
+                log_warn(
+                        "Consul registration is DISABLED: set CONSUL_HTTP_ADDR or --consul to register tasks "
+                        "before they are reported healthy");
         AgentLinkConfig lc = {
                 .endpoint = cfg->agent_endpoint,
                 .framework_id = cfg->framework_id,
@@ -605,6 +1026,7 @@ int executor_new(struct ev_loop *loop, const ExecutorConfig *cfg, Executor **ret
         };
         r = agent_link_new(loop, e->http, &lc, &cb, e, &e->link);
         if (r < 0) {
+                consul_client_free(e->consul);
                 http_client_free(e->http);
                 return r;
         }
@@ -634,11 +1056,11 @@ Executor *executor_free(Executor *e)
         ev_timer_stop(e->loop, &e->ack_timer);
         ev_signal_stop(e->loop, &e->sigterm);
         ev_signal_stop(e->loop, &e->sigint);
-        if (e->task)
-                ev_timer_stop(e->loop, &e->task->kill_timer);
-        e->task = task_free(e->task);
+        e->task = task_free(e, e->task);
         agent_link_free(e->link);
+        consul_client_free(e->consul);
         http_client_free(e->http);
+        free(e->agent_hostname);
         free(e);
         return NULL;
 }

@@ -10,6 +10,7 @@
 
 #include "error.h"
 #include "log.h"
+#include "sandbox.h"
 
 struct ev_loop;
 
@@ -34,6 +35,19 @@ typedef struct ExecutorConfig {
         int64_t call_timeout_ns;   /* deadline of one call to the agent */
         uint64_t output_max_bytes; /* cap of stdout/stderr in the sandbox, per file */
         char *user;                /* run tasks as this user unless CommandInfo.user says otherwise */
+        /* --seccomp-profile, --seccomp-log, --capabilities (docs/sandbox.md) */
+        SandboxOptions sandbox_options;
+
+        /* Consul registration (docs/consul.md); consul_address NULL = disabled */
+        const char *consul_address;
+        const char *consul_token;
+        const char *consul_tag;      /* added to every service; "" = none */
+        const char *service_address; /* the address registered; NULL = $HOST, else the agent's hostname */
+        int64_t consul_ttl_ns;       /* TTL of the check the executor feeds */
+        int64_t consul_deregister_after_ns;
+        int64_t consul_timeout_ns;            /* deadline of one Consul call */
+        int64_t consul_deregister_timeout_ns; /* bound on deregister + confirm when stopping */
+        int64_t drain_delay_ns; /* between deregistration and SIGTERM; label pacer.drain overrides */
 
         /* the task's command when started by Marathon as a custom executor:
          * the words after the executor's path (see docs/marathon.md) */
@@ -41,9 +55,15 @@ typedef struct ExecutorConfig {
         int command_argc;
 } ExecutorConfig;
 
-#define EXECUTOR_KILL_GRACE_DEFAULT_NS   (3LL * 1000000000LL)
-#define EXECUTOR_ACK_WAIT_DEFAULT_NS     (10LL * 1000000000LL)
-#define EXECUTOR_CALL_TIMEOUT_DEFAULT_NS (5LL * 1000000000LL)
+#define EXECUTOR_KILL_GRACE_DEFAULT_NS           (3LL * 1000000000LL)
+#define EXECUTOR_ACK_WAIT_DEFAULT_NS             (10LL * 1000000000LL)
+#define EXECUTOR_CALL_TIMEOUT_DEFAULT_NS         (5LL * 1000000000LL)
+#define EXECUTOR_CONSUL_TTL_DEFAULT_NS           (10LL * 1000000000LL)
+#define EXECUTOR_CONSUL_DEREG_AFTER_DEFAULT_NS   (60LL * 1000000000LL)
+#define EXECUTOR_CONSUL_TIMEOUT_DEFAULT_NS       (2LL * 1000000000LL)
+#define EXECUTOR_CONSUL_DEREG_TIMEOUT_DEFAULT_NS (5LL * 1000000000LL)
+/* Label of a task naming its own drain delay (a duration). */
+#define EXECUTOR_DRAIN_LABEL "pacer.drain"
 
 /* Reads the MESOS_* variables; a missing or malformed one is an error naming it. */
 int executor_config_from_env(ExecutorConfig *c, PacerError *err);
