@@ -14,6 +14,7 @@ Fixtures:
               teardown and fails the test if any process was left behind
   ext_dir     $PACER_EXT_DIR (real Consul/Mesos tarballs) or skip/fail
   fake_agent  a started fakes.mesos_agent.FakeAgent, stopped at teardown
+  fake_master a started fakes.mesos_master.FakeMaster, stopped at teardown
 
 Tests marked `real` are skipped when PACER_EXT_DIR is unset, and fail instead
 when PACER_REQUIRE_REAL=1. On a failure the report shows the tail of every
@@ -117,3 +118,19 @@ def fake_agent(procs, workdir, timeline):
     yield agent
     agent.stop_executors()
     agent.stop()
+
+
+@pytest.fixture
+def fake_master(timeline):
+    """A started FakeMaster on 127.0.0.1 recording into the test's timeline.
+    Unacknowledged status updates are resent after 0.5 s (backoff capped at
+    2 s) instead of the agent's 10 s; everything else is the master's default.
+    At teardown it is stopped, and the test fails if the fake hit an internal
+    error."""
+    from fakes.mesos_master import FakeMaster
+
+    master = FakeMaster(timeline=timeline, update_retry_interval=0.5, update_retry_max=2.0)
+    master.start()
+    yield master
+    master.stop()
+    master.check()
