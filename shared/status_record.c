@@ -6,6 +6,10 @@
 #include <string.h>
 
 #include "macro.h"
+#include "msgpack_guard.h"
+
+/* Nesting a status record never needs; deeper input is hostile. */
+#define STATUS_RECORD_DEPTH_MAX 8
 
 /* Keys: one or two characters, so the record stays a few dozen bytes. */
 #define K_VERSION      "v"
@@ -180,168 +184,6 @@ static int get_str(const msgpack_object *o, const char *key, char *out, size_t s
         return 0;
 }
 
-/* Nesting a status record never needs; deeper input is hostile. */
-#define STATUS_RECORD_DEPTH_MAX 8
-
-static uint64_t be(const uint8_t *p, size_t n)
-{
-        uint64_t v = 0;
-        for (size_t i = 0; i < n; i++)
-                v = v << 8 | p[i];
-        return v;
-}
-
-/* Walks msgpack bytes without allocating and checks that every length and
- * element count fits in what is left, and that nesting stays shallow.
- * msgpack_unpack_next() trusts a map32 header claiming 4 billion entries and
- * allocates for them: this runs first so it never sees one. */
-static int msgpack_bounded(const uint8_t *p, size_t len, PacerError *err)
-{
-        uint64_t pending[STATUS_RECORD_DEPTH_MAX + 1]; /* items left per open container */
-        size_t depth = 0, off = 0;
-
-        pending[0] = 1; /* one top-level value */
-        while (depth > 0 || pending[0] > 0) {
-                if (pending[depth] == 0) {
-                        depth--;
-                        continue;
-                }
-                pending[depth]--;
-                if (off >= len)
-                        return pacer_error_set(err, EBADMSG, "status record: truncated at byte %zu", off);
-                uint8_t c = p[off++];
-                uint64_t skip = 0, items = 0, hdr = 0;
-                bool container = false;
-
-                if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
-                        continue;
-                if (c >= 0x80 && c <= 0x8f) {
-                        items = 2 * (uint64_t)(c & 0x0f);
-                        container = true;
-                } else if (c >= 0x90 && c <= 0x9f) {
-                        items = c & 0x0f;
-                        container = true;
-                } else if (c >= 0xa0 && c <= 0xbf)
-                        skip = c & 0x1f;
-                else
-                        switch (c) {
-                        case 0xc4:
-                        case 0xd9:
-                                hdr = 1;
-                                break; /* bin8, str8 */
-                        case 0xc5:
-                        case 0xda:
-                                hdr = 2;
-                                break;
-                        case 0xc6:
-                        case 0xdb:
-                                hdr = 4;
-                                break;
-                        case 0xc7:
-                                hdr = 1;
-                                skip = 1;
-                                break; /* ext8: length, then type */
-                        case 0xc8:
-                                hdr = 2;
-                                skip = 1;
-                                break;
-                        case 0xc9:
-                                hdr = 4;
-                                skip = 1;
-                                break;
-                        case 0xca:
-                                skip = 4;
-                                break;
-                        case 0xcb:
-                                skip = 8;
-                                break;
-                        case 0xcc:
-                        case 0xd0:
-                                skip = 1;
-                                break;
-                        case 0xcd:
-                        case 0xd1:
-                                skip = 2;
-                                break;
-                        case 0xce:
-                        case 0xd2:
-                                skip = 4;
-                                break;
-                        case 0xcf:
-                        case 0xd3:
-                                skip = 8;
-                                break;
-                        case 0xd4:
-                                skip = 2;
-                                break;
-                        case 0xd5:
-                                skip = 3;
-                                break;
-                        case 0xd6:
-                                skip = 5;
-                                break;
-                        case 0xd7:
-                                skip = 9;
-                                break;
-                        case 0xd8:
-                                skip = 17;
-                                break;
-                        case 0xdc:
-                                hdr = 2;
-                                container = true;
-                                break;
-                        case 0xdd:
-                                hdr = 4;
-                                container = true;
-                                break;
-                        case 0xde:
-                                hdr = 2;
-                                container = true;
-                                items = 1;
-                                break; /* map: doubled below */
-                        case 0xdf:
-                                hdr = 4;
-                                container = true;
-                                items = 1;
-                                break;
-                        default:
-                                return pacer_error_set(err, EBADMSG,
-                                                       "status record: invalid msgpack byte 0x%02x at %zu",
-                                                       c, off - 1);
-                        }
-                if (hdr) {
-                        if (len - off < hdr)
-                                return pacer_error_set(err, EBADMSG, "status record: truncated at byte %zu",
-                                                       off);
-                        uint64_t n = be(p + off, hdr);
-                        off += hdr;
-                        if (container)
-                                items = items ? 2 * n : n;
-                        else
-                                skip += n;
-                }
-                if (container) {
-                        /* every item takes at least one byte */
-                        if (items > len - off)
-                                return pacer_error_set(
-                                        err, EBADMSG,
-                                        "status record: a container at byte %zu claims %llu items "
-                                        "in %zu bytes",
-                                        off, (unsigned long long)items, len - off);
-                        if (depth + 1 > STATUS_RECORD_DEPTH_MAX)
-                                return pacer_error_set(err, EBADMSG, "status record: nested deeper than %d",
-                                                       STATUS_RECORD_DEPTH_MAX);
-                        pending[++depth] = items;
-                        continue;
-                }
-                if (skip > len - off)
-                        return pacer_error_set(err, EBADMSG,
-                                               "status record: value at byte %zu runs past the end", off);
-                off += skip;
-        }
-        return 0;
-}
-
 static int decode_field(StatusRecord *rec, const char *key, const msgpack_object *v, PacerError *err)
 {
         uint64_t u;
@@ -400,7 +242,9 @@ int status_record_decode(const void *data, size_t len, StatusRecord *ret, PacerE
         if (len > STATUS_RECORD_INPUT_MAX)
                 return pacer_error_set(err, EMSGSIZE, "status record: %zu bytes, more than the %d allowed",
                                        len, STATUS_RECORD_INPUT_MAX);
-        r = msgpack_bounded(data, len, err);
+        r = msgpack_guard_check(data, len, STATUS_RECORD_DEPTH_MAX, err);
+        if (r < 0)
+                pacer_error_prefix(err, "status record");
         if (r < 0)
                 return r;
         status_record_init(&rec);
