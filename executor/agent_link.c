@@ -251,11 +251,12 @@ static void on_stream_done(HttpRequest *req, int result, const HttpResponse *res
         if (l->state == LINK_LOST)
                 return;
         if (result == 0 && resp->status != 200) {
-                /* the agent answered but refused: 503 while it recovers, 4xx when it will never take us */
+                /* the agent answered but refused: 503 while it recovers, 4xx when it will never take us;
+                 * except 404, which a restarting agent answers until its HTTP routes exist */
                 snprintf(why, sizeof(why), "agent answered SUBSCRIBE with HTTP %ld: %.300s", resp->status,
                          buf_str(&resp->body));
-                if (resp->status >= 400 && resp->status < 500 && resp->status != 408 &&
-                    resp->status != 429) {
+                if (resp->status >= 400 && resp->status < 500 && resp->status != 404 &&
+                    resp->status != 408 && resp->status != 429) {
                         link_give_up(l, why);
                         return;
                 }
@@ -345,8 +346,10 @@ static void on_update_done(HttpRequest *req, int result, const HttpResponse *res
                 link_pump_updates(l);
                 return;
         }
-        if (result == 0 && resp->status >= 400 && resp->status < 500 && resp->status != 403) {
-                /* the agent will never take this update; resending it would only break the next SUBSCRIBE */
+        if (result == 0 && resp->status >= 400 && resp->status < 500 && resp->status != 403 &&
+            resp->status != 404) {
+                /* the agent will never take this update; resending it would only break the next SUBSCRIBE
+                 * (404 is a restarting agent without its routes yet: transient) */
                 log_error_s(u->task_id, "agent rejected the %s update with HTTP %ld: %.300s: dropping it",
                             task_state_to_string(u->state), resp->status, buf_str(&resp->body));
                 TaskState st;

@@ -347,10 +347,9 @@ static void on_check_result(Checker *c, const CheckResult *res, void *userdata)
         now = aggregate_readiness(t);
         t->readiness = now;
         if (res->passed) {
+                /* a steady pass changes nothing: the registrar re-asserts it within the TTL */
                 if (now == HEALTH_HEALTHY && (before != HEALTH_HEALTHY || t->want_ready))
                         task_ready(e, t);
-                else if (now == HEALTH_HEALTHY)
-                        registrar_set_health(t->reg, true, res->output); /* keeps the TTL fresh */
                 return;
         }
         if (res->verdict.ignored)
@@ -677,9 +676,6 @@ static int task_prepare(Executor *e, Task *t, PacerError *err)
                 return r;
         sandbox_plan_init(&t->plan);
         r = sandbox_plan_user(&t->plan, t->cmd.user ? t->cmd.user : e->cfg->user, err);
-        if (r < 0)
-                return r;
-        r = sandbox_plan_labels(&t->plan, t->info->labels, &e->cfg->sandbox_options, err);
         if (r < 0)
                 return r;
         r = sandbox_plan_labels(&t->plan, t->info->labels, &e->cfg->sandbox_options, err);
