@@ -474,6 +474,38 @@ static void id_init(Mesos__V1__TaskID *t, const char *v)
         t->value = (char *)v;
 }
 
+int master_link_accept(MasterLink *l, const char *offer_id, TaskInfo *const *tasks, size_t n,
+                       double refuse_seconds)
+{
+        Mesos__V1__Scheduler__Call call = MESOS__V1__SCHEDULER__CALL__INIT;
+        Mesos__V1__Scheduler__Call__Accept acc = MESOS__V1__SCHEDULER__CALL__ACCEPT__INIT;
+        Mesos__V1__Offer__Operation op = MESOS__V1__OFFER__OPERATION__INIT;
+        Mesos__V1__Offer__Operation__Launch launch = MESOS__V1__OFFER__OPERATION__LAUNCH__INIT;
+        Mesos__V1__Offer__Operation *ops[1] = { &op };
+        Mesos__V1__OfferID oid = MESOS__V1__OFFER_ID__INIT;
+        Mesos__V1__OfferID *oids[1] = { &oid };
+        Mesos__V1__Filters filters = MESOS__V1__FILTERS__INIT;
+
+        oid.value = (char *)offer_id;
+        acc.n_offer_ids = 1;
+        acc.offer_ids = oids;
+        if (n > 0) {
+                launch.n_task_infos = n;
+                launch.task_infos = (TaskInfo **)tasks;
+                op.has_type = true;
+                op.type = MESOS__V1__OFFER__OPERATION__TYPE__LAUNCH;
+                op.launch = &launch;
+                acc.n_operations = 1;
+                acc.operations = ops;
+        }
+        filters.has_refuse_seconds = true;
+        filters.refuse_seconds = refuse_seconds;
+        acc.filters = &filters;
+        call.type = MESOS__V1__SCHEDULER__CALL__TYPE__ACCEPT;
+        call.accept = &acc;
+        return master_link_call(l, &call, NULL, NULL);
+}
+
 int master_link_acknowledge(MasterLink *l, const char *agent_id, const char *task_id, const uint8_t *uuid,
                             size_t uuid_len)
 {

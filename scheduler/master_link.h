@@ -65,6 +65,9 @@ const char *master_link_url(const MasterLink *l);
  * not subscribed (no callback then). cb may be NULL. */
 int master_link_call(MasterLink *l, Mesos__V1__Scheduler__Call *call, master_call_fn cb, void *userdata);
 
+/* ACCEPT of one offer with LAUNCH of tasks (none: the offer is declined). */
+int master_link_accept(MasterLink *l, const char *offer_id, TaskInfo *const *tasks, size_t n,
+                       double refuse_seconds);
 int master_link_acknowledge(MasterLink *l, const char *agent_id, const char *task_id, const uint8_t *uuid,
                             size_t uuid_len);
 int master_link_decline(MasterLink *l, char *const *offer_ids, size_t n, double refuse_seconds);

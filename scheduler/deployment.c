@@ -1,0 +1,498 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "deployment.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "json.h"
+#include "log.h"
+
+static const char *const action_names[_STEP_ACTION_MAX] = {
+        [STEP_ACTION_START] = "StartApplication",
+        [STEP_ACTION_SCALE] = "ScaleApplication",
+        [STEP_ACTION_RESTART] = "RestartApplication",
+        [STEP_ACTION_STOP] = "StopApplication",
+};
+
+static const char *const state_names[_STEP_STATE_MAX] = {
+        [STEP_WAITING] = "waiting", [STEP_RUNNING] = "running", [STEP_SUCCEEDED] = "succeeded",
+        [STEP_FAILED] = "failed",   [STEP_STOPPED] = "stopped",
+};
+
+const char *step_action_to_string(StepAction a)
+{
+        return a >= 0 && a < _STEP_ACTION_MAX ? action_names[a] : NULL;
+}
+
+StepAction step_action_from_string(const char *s)
+{
+        for (int i = 0; s && i < _STEP_ACTION_MAX; i++)
+                if (streq(s, action_names[i]))
+                        return (StepAction)i;
+        return _STEP_ACTION_INVALID;
+}
+
+const char *step_state_to_string(StepState s)
+{
+        return s >= 0 && s < _STEP_STATE_MAX ? state_names[s] : NULL;
+}
+
+StepState step_state_from_string(const char *s)
+{
+        for (int i = 0; s && i < _STEP_STATE_MAX; i++)
+                if (streq(s, state_names[i]))
+                        return (StepState)i;
+        return _STEP_STATE_INVALID;
+}
+
+Deployment *deployment_new(const char *version)
+{
+        Deployment *d = calloc(1, sizeof(*d));
+        uint8_t u[MESOS_UUID_SIZE];
+
+        if (!d)
+                return NULL;
+        mesos_uuid_generate(u);
+        mesos_uuid_format(u, d->id);
+        snprintf(d->version, sizeof(d->version), "%s", strempty(version));
+        d->created_at = mesos_now();
+        return d;
+}
+
+int deployment_add_step(Deployment *d, const char *app_id, StepAction action, AppVersion *from,
+                        AppVersion *to, DeploymentStep **ret)
+{
+        DeploymentStep *steps = realloc(d->steps, (d->n_steps + 1) * sizeof(*steps)), *s;
+
+        if (!steps)
+                return -ENOMEM;
+        d->steps = steps;
+        s = &d->steps[d->n_steps];
+        *s = (DeploymentStep){ .action = action, .state = STEP_WAITING };
+        s->app_id = strdup(app_id);
+        if (!s->app_id)
+                return -ENOMEM;
+        s->from = app_version_ref(from);
+        s->to = app_version_ref(to);
+        d->n_steps++;
+        if (ret)
+                *ret = s;
+        return 0;
+}
+
+DeploymentStep *deployment_step(Deployment *d, const char *app_id)
+{
+        for (size_t i = 0; d && i < d->n_steps; i++)
+                if (streq(d->steps[i].app_id, app_id))
+                        return &d->steps[i];
+        return NULL;
+}
+
+bool deployment_finished(const Deployment *d)
+{
+        for (size_t i = 0; i < d->n_steps; i++)
+                if (!step_state_is_final(d->steps[i].state))
+                        return false;
+        return true;
+}
+
+bool deployment_succeeded(const Deployment *d)
+{
+        for (size_t i = 0; i < d->n_steps; i++)
+                if (d->steps[i].state != STEP_SUCCEEDED)
+                        return false;
+        return true;
+}
+
+static void step_done(DeploymentStep *s)
+{
+        free(s->app_id);
+        app_version_unref(s->from);
+        app_version_unref(s->to);
+        for (size_t i = 0; i < s->n_deps; i++)
+                free(s->deps[i]);
+        free(s->deps);
+}
+
+Deployment *deployment_free(Deployment *d)
+{
+        if (!d)
+                return NULL;
+        for (size_t i = 0; i < d->n_steps; i++)
+                step_done(&d->steps[i]);
+        free(d->steps);
+        free(d);
+        return NULL;
+}
+
+/* Dependencies of app_id as its target spec says (or its current one). */
+static const AppSpec *step_spec(const DeploymentStep *st, const State *s)
+{
+        if (st->to)
+                return st->to->spec;
+        const App *a = state_app(s, st->app_id);
+        return a && a->current ? a->current->spec : NULL;
+}
+
+/* DFS colouring over the steps: 0 unseen, 1 on the path, 2 done. */
+static int visit(Deployment *d, const State *s, size_t i, uint8_t *colour, PacerError *err)
+{
+        const AppSpec *spec = step_spec(&d->steps[i], s);
+
+        if (colour[i] == 2)
+                return 0;
+        if (colour[i] == 1)
+                return pacer_error_set(err, ELOOP, "dependency cycle through %s", d->steps[i].app_id);
+        colour[i] = 1;
+        for (size_t k = 0; spec && k < spec->n_dependencies; k++) {
+                for (size_t j = 0; j < d->n_steps; j++)
+                        if (streq(d->steps[j].app_id, spec->dependencies[k])) {
+                                int r = visit(d, s, j, colour, err);
+                                if (r < 0)
+                                        return r;
+                        }
+        }
+        colour[i] = 2;
+        return 0;
+}
+
+int deployment_resolve_dependencies(Deployment *d, const State *s, PacerError *err)
+{
+        _cleanup_free_ uint8_t *colour = calloc(d->n_steps ? d->n_steps : 1, 1);
+        int r;
+
+        if (!colour)
+                return -ENOMEM;
+        for (size_t i = 0; i < d->n_steps; i++) {
+                r = visit(d, s, i, colour, err);
+                if (r < 0)
+                        return r;
+        }
+        for (size_t i = 0; i < d->n_steps; i++) {
+                DeploymentStep *st = &d->steps[i];
+                const AppSpec *spec = step_spec(st, s);
+                /* a stopped app is gone before the apps it depended on, so they wait for it, not the other
+                 * way */
+                for (size_t k = 0; spec && st->action != STEP_ACTION_STOP && k < spec->n_dependencies; k++) {
+                        if (!deployment_step(d, spec->dependencies[k]))
+                                continue;
+                        char **deps = realloc(st->deps, (st->n_deps + 1) * sizeof(char *));
+                        if (!deps)
+                                return -ENOMEM;
+                        st->deps = deps;
+                        if (!(st->deps[st->n_deps] = strdup(spec->dependencies[k])))
+                                return -ENOMEM;
+                        st->n_deps++;
+                }
+        }
+        return 0;
+}
+
+/* Level of a step = 1 + the highest level of its dependencies (Marathon's "steps"). */
+static size_t step_level(const Deployment *d, size_t i, unsigned depth)
+{
+        size_t level = 0;
+        if (depth > d->n_steps)
+                return 0;
+        for (size_t k = 0; k < d->steps[i].n_deps; k++)
+                for (size_t j = 0; j < d->n_steps; j++)
+                        if (streq(d->steps[j].app_id, d->steps[i].deps[k]))
+                                level = MAX(level, step_level(d, j, depth + 1) + 1);
+        return level;
+}
+
+static json_t *readiness_results(const State *s, const DeploymentStep *st)
+{
+        json_t *arr = json_array();
+        const App *app = state_app(s, st->app_id);
+
+        for (const Instance *i = app ? app->instances : NULL; arr && i; i = i->next) {
+                if (!st->to || i->version != st->to || !instance_active(i))
+                        continue;
+                json_array_append_new(arr, json_pack("{s:s, s:s, s:b, s:s}", "name", "pacer", "taskId",
+                                                     i->task_id, "ready", instance_ready(i), "registration",
+                                                     strna(registration_state_to_string(i->registration))));
+        }
+        return arr;
+}
+
+json_t *deployment_to_json(const Deployment *d, const State *s)
+{
+        json_t *j, *affected = json_array(), *steps = json_array(), *current = json_array(),
+                   *apps = json_array();
+        size_t levels = 0, current_step = 0;
+
+        if (!affected || !steps || !current || !apps)
+                goto oom;
+        for (size_t i = 0; i < d->n_steps; i++)
+                levels = MAX(levels, step_level(d, i, 0) + 1);
+        for (size_t lvl = 0; lvl < levels; lvl++) {
+                json_t *actions = json_array();
+                bool running = false;
+                for (size_t i = 0; i < d->n_steps; i++) {
+                        if (step_level(d, i, 0) != lvl)
+                                continue;
+                        const DeploymentStep *st = &d->steps[i];
+                        json_array_append_new(actions, json_pack("{s:s, s:s}", "action",
+                                                                 step_action_to_string(st->action), "app",
+                                                                 st->app_id));
+                        if (!step_state_is_final(st->state))
+                                running = true;
+                }
+                json_array_append_new(steps, json_pack("{s:o}", "actions", actions));
+                if (running && current_step == 0)
+                        current_step = lvl + 1;
+        }
+        for (size_t i = 0; i < d->n_steps; i++) {
+                const DeploymentStep *st = &d->steps[i];
+                json_array_append_new(affected, json_string(st->app_id));
+                if (st->state == STEP_RUNNING)
+                        json_array_append_new(current,
+                                              json_pack("{s:s, s:s, s:o}", "action",
+                                                        step_action_to_string(st->action), "app", st->app_id,
+                                                        "readinessCheckResults", readiness_results(s, st)));
+                json_array_append_new(apps,
+                                      json_pack("{s:s, s:s, s:s, s:s, s:b, s:s?, s:s?}", "appId", st->app_id,
+                                                "action", step_action_to_string(st->action), "state",
+                                                step_state_to_string(st->state), "reason", st->reason,
+                                                "rollback", st->rollback, "fromVersion",
+                                                st->from ? st->from->spec->version : NULL, "toVersion",
+                                                st->to ? st->to->spec->version : NULL));
+        }
+        j = json_pack("{s:s, s:s, s:o, s:[], s:o, s:o, s:i, s:i, s:o}", "id", d->id, "version", d->version,
+                      "affectedApps", affected, "affectedPods", "steps", steps, "currentActions", current,
+                      "currentStep", (json_int_t)(current_step ? current_step : levels), "totalSteps",
+                      (json_int_t)levels, "apps", apps);
+        return j;
+oom:
+        json_decref(affected);
+        json_decref(steps);
+        json_decref(current);
+        json_decref(apps);
+        return NULL;
+}
+
+int deployment_encode(const Deployment *d, Buf *out)
+{
+        json_t *steps = json_array(), *j;
+        char *text;
+        int r;
+
+        if (!steps)
+                return -ENOMEM;
+        for (size_t i = 0; i < d->n_steps; i++) {
+                const DeploymentStep *st = &d->steps[i];
+                json_t *deps = json_array();
+                for (size_t k = 0; deps && k < st->n_deps; k++)
+                        json_array_append_new(deps, json_string(st->deps[k]));
+                json_array_append_new(
+                        steps, json_pack("{s:s, s:s, s:s, s:s*, s:s*, s:b, s:s, s:f, s:f, s:f, s:i, s:o}",
+                                         "app", st->app_id, "action", step_action_to_string(st->action),
+                                         "state", step_state_to_string(st->state), "from",
+                                         st->from ? st->from->spec->version : NULL, "to",
+                                         st->to ? st->to->spec->version : NULL, "rollback", st->rollback,
+                                         "reason", st->reason, "started", st->started_at, "deadline",
+                                         st->deadline_at, "finished", st->finished_at, "failures",
+                                         (json_int_t)st->failures, "deps", deps ? deps : json_array()));
+        }
+        j = json_pack("{s:s, s:s, s:f, s:o}", "id", d->id, "version", d->version, "created", d->created_at,
+                      "steps", steps);
+        if (!j)
+                return -ENOMEM;
+        text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
+        json_decref(j);
+        if (!text)
+                return -ENOMEM;
+        r = buf_puts(out, text);
+        free(text);
+        return r;
+}
+
+/* The version of app_id named v: the current one or one from the history. */
+static AppVersion *find_version(const State *s, const char *app_id, const char *v)
+{
+        const App *a = state_app(s, app_id);
+
+        if (!a || !v)
+                return NULL;
+        if (a->current && streq(a->current->spec->version, v))
+                return a->current;
+        for (size_t i = 0; i < a->n_history; i++)
+                if (streq(a->history[i]->spec->version, v))
+                        return a->history[i];
+        return NULL;
+}
+
+int deployment_decode(const void *data, size_t len, const State *s, Deployment **ret, PacerError *err)
+{
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        json_t *steps;
+        const char *id, *version;
+        double created;
+        Deployment *d;
+        int r;
+
+        r = json_parse(data, len, NULL, &j, err);
+        if (r < 0)
+                return r;
+        if (json_unpack(j, "{s:s, s:s, s:F, s:o}", "id", &id, "version", &version, "created", &created,
+                        "steps", &steps) < 0 ||
+            !json_is_array(steps) || strlen(id) >= DEPLOYMENT_ID_MAX)
+                return pacer_error_set(err, EBADMSG, "deployment record has the wrong shape");
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return -ENOMEM;
+        snprintf(d->id, sizeof(d->id), "%s", id);
+        snprintf(d->version, sizeof(d->version), "%s", version);
+        d->created_at = created;
+        for (size_t i = 0; i < json_array_size(steps); i++) {
+                const char *app, *action, *state, *from = NULL, *to = NULL, *reason = "";
+                int rollback = 0;
+                double started = 0, deadline = 0, finished = 0;
+                json_int_t failures = 0;
+                json_t *deps = NULL;
+                DeploymentStep *st;
+
+                if (json_unpack(json_array_get(steps, i),
+                                "{s:s, s:s, s:s, s?s, s?s, s?b, s?s, s?F, s?F, s?F, s?I, s?o}", "app", &app,
+                                "action", &action, "state", &state, "from", &from, "to", &to, "rollback",
+                                &rollback, "reason", &reason, "started", &started, "deadline", &deadline,
+                                "finished", &finished, "failures", &failures, "deps", &deps) < 0 ||
+                    step_action_from_string(action) < 0 || step_state_from_string(state) < 0) {
+                        deployment_free(d);
+                        return pacer_error_set(err, EBADMSG, "deployment %s: step %zu has the wrong shape",
+                                               id, i);
+                }
+                AppVersion *vf = find_version(s, app, from), *vt = find_version(s, app, to);
+                if ((to && !vt) || (from && !vf)) {
+                        deployment_free(d);
+                        return pacer_error_set(err, ENOENT,
+                                               "deployment %s: version %s of %s is not in the store", id,
+                                               to && !vt ? to : from, app);
+                }
+                r = deployment_add_step(d, app, step_action_from_string(action), vf, vt, &st);
+                if (r < 0) {
+                        deployment_free(d);
+                        return r;
+                }
+                st->state = step_state_from_string(state);
+                st->rollback = rollback;
+                snprintf(st->reason, sizeof(st->reason), "%s", reason);
+                st->started_at = started;
+                st->deadline_at = deadline;
+                st->finished_at = finished;
+                st->failures = (uint32_t)failures;
+                for (size_t k = 0; json_is_array(deps) && k < json_array_size(deps); k++) {
+                        const char *dep = json_string_value(json_array_get(deps, k));
+                        char **nd = dep ? realloc(st->deps, (st->n_deps + 1) * sizeof(char *)) : NULL;
+                        if (!nd || !(nd[st->n_deps] = strdup(dep))) {
+                                if (nd)
+                                        st->deps = nd;
+                                deployment_free(d);
+                                return -ENOMEM;
+                        }
+                        st->deps = nd;
+                        st->n_deps++;
+                }
+        }
+        *ret = d;
+        return 0;
+}
+
+/* ---- planner ---- */
+
+typedef struct Candidate {
+        Instance *i;
+        bool ready;
+} Candidate;
+
+/* Killing order: not-ready instances first, then by killSelection. */
+static int cmp_youngest(const void *a, const void *b)
+{
+        const Candidate *x = a, *y = b;
+        if (x->ready != y->ready)
+                return x->ready ? 1 : -1;
+        return x->i->staged_at < y->i->staged_at ? 1 : x->i->staged_at > y->i->staged_at ? -1 : 0;
+}
+
+static int cmp_oldest(const void *a, const void *b)
+{
+        const Candidate *x = a, *y = b;
+        if (x->ready != y->ready)
+                return x->ready ? 1 : -1;
+        return x->i->staged_at < y->i->staged_at ? -1 : x->i->staged_at > y->i->staged_at ? 1 : 0;
+}
+
+static void add_kills(PlanActions *p, Candidate *c, size_t n, size_t want, KillSelection sel)
+{
+        qsort(c, n, sizeof(*c), sel == KILL_SELECTION_OLDEST_FIRST ? cmp_oldest : cmp_youngest);
+        for (size_t k = 0; k < n && k < want && p->n_kill < PLAN_KILLS_MAX; k++)
+                p->kill[p->n_kill++] = c[k].i;
+}
+
+void planner_plan(const App *app, const DeploymentStep *step, PlanActions *ret)
+{
+        const AppSpec *spec = step->to ? step->to->spec : NULL;
+        uint32_t n_new = 0, n_old = 0, ready_new = 0, ready_old = 0, target;
+        _cleanup_free_ Candidate *olds = NULL, *news = NULL;
+        size_t no = 0, nn = 0;
+
+        *ret = (PlanActions){ 0 };
+        olds = calloc(app->n_instances + 1, sizeof(*olds));
+        news = calloc(app->n_instances + 1, sizeof(*news));
+        if (!olds || !news)
+                return;
+        for (Instance *i = app->instances; i; i = i->next) {
+                if (!instance_active(i))
+                        continue;
+                bool ready = instance_ready(i);
+                if (spec && i->version == step->to) {
+                        n_new++;
+                        ready_new += ready;
+                        news[nn++] = (Candidate){ i, ready };
+                } else {
+                        n_old++;
+                        ready_old += ready;
+                        olds[no++] = (Candidate){ i, ready };
+                }
+        }
+
+        if (!spec) { /* STOP: everything goes */
+                add_kills(ret, olds, no, no, KILL_SELECTION_YOUNGEST_FIRST);
+                ret->done = n_old == 0 && app->n_instances == 0;
+                return;
+        }
+        target = spec->instances;
+
+        /* too many of the new version (scale down): the surplus goes first */
+        if (n_new > target)
+                add_kills(ret, news, nn, n_new - target, spec->kill_selection);
+
+        uint32_t min_ready = (uint32_t)ceil((double)target * spec->minimum_health_capacity - 1e-9);
+        uint32_t max_total = target + (uint32_t)floor((double)target * spec->maximum_over_capacity + 1e-9);
+        /* (1, 0) would deadlock: Marathon allows one instance over capacity then, and so does Pacer */
+        if (min_ready >= target && max_total <= target && n_old > 0)
+                max_total = target + 1;
+        min_ready = MIN(min_ready, target);
+
+        uint32_t total = n_new + n_old - (uint32_t)ret->n_kill;
+        uint32_t new_after = n_new - (uint32_t)MIN((size_t)n_new, ret->n_kill);
+        if (new_after < target && total < max_total)
+                ret->launch = MIN(target - new_after, max_total - total);
+
+        /* old instances go while enough ready ones remain */
+        if (n_old > 0) {
+                uint32_t ready = ready_new + ready_old;
+                size_t killable = 0;
+                /* not-ready old instances never count towards capacity: they can always go */
+                for (size_t k = 0; k < no; k++)
+                        if (!olds[k].ready)
+                                killable++;
+                if (ready > min_ready)
+                        killable += MIN((size_t)(ready - min_ready), (size_t)ready_old);
+                add_kills(ret, olds, no, killable, spec->kill_selection);
+        }
+        ret->done =
+                ret->n_kill == 0 && ret->launch == 0 && n_old == 0 && n_new == target && ready_new == target;
+}

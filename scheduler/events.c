@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "events.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "mesos.h"
+
+#define APP_PREFIX_MAX 256
+#define DROPPED_EVENT \
+        "event: pacer_subscriber_dropped\ndata: {\"eventType\":\"pacer_subscriber_dropped\",\"reason\":\"too slow: its queue was full\"}\n\n"
+
+typedef struct Stored {
+        uint64_t id;
+        char type[64];
+        char app[APP_PREFIX_MAX]; /* the event's app id, for filters on replay */
+        char *text;               /* formatted SSE frame */
+        size_t len;
+} Stored;
+
+typedef struct Subscriber {
+        EventBus *bus;
+        HttpdStream *stream;
+        char types[EVENT_TYPES_MAX][64];
+        size_t n_types;
+        char app_prefix[APP_PREFIX_MAX];
+        struct Subscriber *prev, *next;
+} Subscriber;
+
+struct EventBus {
+        Stored ring[EVENTS_REPLAY];
+        size_t head; /* next slot */
+        size_t count;
+        uint64_t next_id;
+        Subscriber *subs;
+        size_t n_subs;
+        uint64_t dropped;
+};
+
+EventBus *event_bus_new(void)
+{
+        EventBus *b = calloc(1, sizeof(*b));
+        if (b)
+                b->next_id = 1;
+        return b;
+}
+
+static void unlink_sub(EventBus *b, Subscriber *s)
+{
+        if (s->prev)
+                s->prev->next = s->next;
+        else
+                b->subs = s->next;
+        if (s->next)
+                s->next->prev = s->prev;
+        b->n_subs--;
+}
+
+EventBus *event_bus_free(EventBus *b)
+{
+        if (!b)
+                return NULL;
+        while (b->subs) {
+                Subscriber *s = b->subs;
+                unlink_sub(b, s);
+                httpd_stream_close(s->stream);
+                free(s);
+        }
+        for (size_t i = 0; i < EVENTS_REPLAY; i++)
+                free(b->ring[i].text);
+        free(b);
+        return NULL;
+}
+
+static bool wants(const Subscriber *s, const char *type, const char *app)
+{
+        bool ok = s->n_types == 0;
+        for (size_t i = 0; i < s->n_types && !ok; i++)
+                ok = streq(s->types[i], type);
+        if (!ok)
+                return false;
+        return !*s->app_prefix || (app && strneq(app, s->app_prefix, strlen(s->app_prefix)));
+}
+
+static void drop_sub(EventBus *b, Subscriber *s)
+{
+        unlink_sub(b, s);
+        httpd_stream_close(s->stream);
+        free(s);
+}
+
+/* Writes one frame; a subscriber whose queue is full is cut with a final
+ * event. Returns false when the subscriber is gone (freed). */
+static bool deliver(EventBus *b, Subscriber *s, const char *text, size_t len)
+{
+        int r = httpd_stream_write(s->stream, text, len);
+
+        if (r == -ENOBUFS) {
+                b->dropped++;
+                log_warn("event subscriber %s is too slow: cut (it can resume with Last-Event-ID)",
+                         strna(httpd_request_remote(httpd_stream_request(s->stream))));
+                httpd_stream_close_with(s->stream, DROPPED_EVENT, STRLEN(DROPPED_EVENT));
+                s->stream = NULL;
+                unlink_sub(b, s);
+                free(s);
+                return false;
+        }
+        if (r < 0) {
+                drop_sub(b, s);
+                return false;
+        }
+        return true;
+}
+
+void event_bus_publish(EventBus *b, const char *type, json_t *payload)
+{
+        char text[EVENT_MAX], ts[40];
+        const char *app;
+        char *data;
+        Stored *st;
+        int n;
+
+        if (!payload)
+                return;
+        snprintf(ts, sizeof(ts), "%.3f", mesos_now());
+        json_object_set_new(payload, "eventType", json_string(type));
+        json_object_set_new(payload, "timestamp", json_string(ts));
+        app = json_string_value(json_object_get(payload, "appId"));
+        data = json_dumps(payload, JSON_COMPACT);
+        if (!data) {
+                json_decref(payload);
+                return;
+        }
+        n = snprintf(text, sizeof(text), "id: %llu\nevent: %s\ndata: %s\n\n", (unsigned long long)b->next_id,
+                     type, data);
+        free(data);
+        if (n < 0 || (size_t)n >= sizeof(text)) {
+                /* events carry ids and deltas; one this big is a bug, not something to cut in half */
+                log_warn("event %s over %d bytes dropped", type, EVENT_MAX);
+                json_decref(payload);
+                return;
+        }
+        st = &b->ring[b->head];
+        free(st->text);
+        st->text = strndup(text, (size_t)n);
+        st->len = st->text ? (size_t)n : 0;
+        st->id = b->next_id++;
+        snprintf(st->type, sizeof(st->type), "%s", type);
+        snprintf(st->app, sizeof(st->app), "%s", strempty(app));
+        b->head = (b->head + 1) % EVENTS_REPLAY;
+        if (b->count < EVENTS_REPLAY)
+                b->count++;
+        for (Subscriber *s = b->subs, *next; s; s = next) {
+                next = s->next;
+                if (wants(s, type, app))
+                        deliver(b, s, text, (size_t)n);
+        }
+        json_decref(payload);
+}
+
+static void on_stream_closed(HttpdStream *stream, void *userdata)
+{
+        Subscriber *s = userdata;
+        if (s->stream == stream) {
+                s->stream = NULL;
+                unlink_sub(s->bus, s);
+                httpd_stream_close(stream);
+                free(s);
+        }
+}
+
+int event_bus_subscribe(EventBus *b, HttpdRequest *req)
+{
+        const char *type, *app = httpd_request_query(req, "app_id"),
+                          *last = httpd_request_header(req, "Last-Event-ID");
+        Subscriber *s;
+        int r;
+
+        if (b->n_subs >= EVENT_SUBSCRIBERS_MAX)
+                return httpd_respond_error(req, 503, "too many event subscribers (%d)",
+                                           EVENT_SUBSCRIBERS_MAX);
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->bus = b;
+        for (size_t i = 0; (type = httpd_request_query_nth(req, "event_type", i)); i++) {
+                if (s->n_types == EVENT_TYPES_MAX || strlen(type) >= sizeof(s->types[0])) {
+                        free(s);
+                        return httpd_respond_error(req, 400, "at most %d event_type filters of < 64 bytes",
+                                                   EVENT_TYPES_MAX);
+                }
+                snprintf(s->types[s->n_types++], sizeof(s->types[0]), "%s", type);
+        }
+        if (app) {
+                if (strlen(app) >= sizeof(s->app_prefix)) {
+                        free(s);
+                        return httpd_respond_error(req, 400, "app_id filter is too long");
+                }
+                snprintf(s->app_prefix, sizeof(s->app_prefix), "%s", app);
+        }
+        HttpdStreamOptions o = { .content_type = "text/event-stream",
+                                 .on_close = on_stream_closed,
+                                 .userdata = s };
+        r = httpd_stream_start(req, 200, &o, &s->stream);
+        if (r < 0) {
+                free(s);
+                return r == -EBUSY ? 0 : r;
+        }
+        s->next = b->subs;
+        if (b->subs)
+                b->subs->prev = s;
+        b->subs = s;
+        b->n_subs++;
+        /* replay what the subscriber missed, from the ring */
+        if (last && *last) {
+                char *end;
+                unsigned long long since = strtoull(last, &end, 10);
+                if (*end == 0) {
+                        size_t start = (b->head + EVENTS_REPLAY - b->count) % EVENTS_REPLAY;
+                        for (size_t k = 0; k < b->count; k++) {
+                                Stored *st = &b->ring[(start + k) % EVENTS_REPLAY];
+                                if (st->id > since && st->text && wants(s, st->type, st->app) &&
+                                    !deliver(b, s, st->text, st->len))
+                                        break;
+                        }
+                }
+        }
+        return 0;
+}
+
+size_t event_bus_subscribers(const EventBus *b)
+{
+        return b->n_subs;
+}
+
+uint64_t event_bus_last_id(const EventBus *b)
+{
+        return b->next_id - 1;
+}
+
+uint64_t event_bus_dropped(const EventBus *b)
+{
+        return b->dropped;
+}

@@ -1,0 +1,1840 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "scheduler.h"
+
+#include <ev.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "duration.h"
+#include "json.h"
+#include "log.h"
+#include "placement.h"
+#include "status_record.h"
+#include "store_sqlite.h"
+
+#define PENDING_ACKS_MAX           65536 /* acknowledgements waiting for a commit */
+#define RECONCILE_BATCH            1000
+#define RECONCILE_RETRY_S          10.0
+#define RECONCILE_RETRY_MAX        900.0
+#define KILL_RETRY_S               60.0 /* a kill that got no answer is sent again */
+#define TICK_S                     1.0
+#define REVIVE_MIN_INTERVAL_S      1.0
+#define QUEUE_REASONS_MAX          4
+#define LAUNCHES_PER_ROUND_DEFAULT 5000
+
+typedef struct PendingAck {
+        char *agent_id;
+        char *task_id;
+        uint8_t uuid[MESOS_UUID_SIZE];
+        size_t uuid_len;
+} PendingAck;
+
+/* Why the last round could not place an app's instances, for /v2/queue. */
+typedef struct QueueInfo {
+        uint32_t processed, unused;
+        uint32_t rejects[8];
+        char reasons[QUEUE_REASONS_MAX][PLACEMENT_REASON_MAX];
+        size_t n_reasons;
+} QueueInfo;
+
+struct Scheduler {
+        struct ev_loop *loop;
+        SchedulerConfig cfg;
+        Store *store;
+        State state;
+        Master *master;
+        Deployment *deployments; /* running ones, oldest first */
+        Hashmap queue_info;      /* app id → QueueInfo */
+
+        PendingAck *acks;
+        size_t n_acks, cap_acks;
+        ev_prepare commit_watcher;
+        ev_timer tick;
+        ev_timer reconcile_timer;
+        double reconcile_retry_s;
+        bool suppressed;
+        bool filtered; /* offers were declined with a filter since the last REVIVE */
+        double last_revive;
+        bool subscribed;
+
+        scheduler_event_fn event_fn;
+        void *event_userdata;
+
+        MetricsRegistry *metrics;
+        MetricCounter *m_updates, *m_offers, *m_launched, *m_killed, *m_acks, *m_declined, *m_strays;
+        MetricCounter *m_commit_failures;
+        MetricGauge *m_apps, *m_instances, *m_deployments;
+        MetricHistogram *m_commit_seconds;
+};
+
+static void evaluate_app(Scheduler *s, App *app);
+static void want_offers(Scheduler *s);
+
+static double now_s(void)
+{
+        return mesos_now();
+}
+
+static void emit(Scheduler *s, const char *type, json_t *payload)
+{
+        if (s->event_fn && payload)
+                s->event_fn(type, payload, s->event_userdata);
+        json_decref(payload);
+}
+
+static void iso_time(double t, char *buf, size_t size)
+{
+        time_t sec = (time_t)t;
+        struct tm tm;
+        gmtime_r(&sec, &tm);
+        size_t n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(buf + n, size - n, ".%03dZ", (int)((t - (double)sec) * 1000) % 1000);
+}
+
+/* ---- persistence ---- */
+
+static void persist_instance(Scheduler *s, const Instance *i)
+{
+        _cleanup_(buf_done) Buf b = BUF_INIT(STORE_OBJECT_MAX);
+        PacerError err;
+
+        if (instance_encode(i, &b) < 0 ||
+            store_put(s->store, STORE_KIND_INSTANCE, i->task_id, b.data, b.len, &err) < 0)
+                log_error_s(i->task_id, "cannot queue the instance record: %s", err.msg);
+}
+
+static void forget_instance(Scheduler *s, Instance *i)
+{
+        PacerError err;
+        if (store_delete(s->store, STORE_KIND_INSTANCE, i->task_id, &err) < 0)
+                log_error_s(i->task_id, "cannot queue the instance deletion: %s", err.msg);
+        state_instance_remove(&s->state, i);
+}
+
+static int persist_app_version(Scheduler *s, const AppSpec *spec, PacerError *err)
+{
+        _cleanup_free_ char *key = NULL;
+
+        if (asprintf(&key, "%s@%s", spec->id, spec->version) < 0)
+                return -ENOMEM;
+        return store_put(s->store, STORE_KIND_APP_VERSION, key, spec->json, spec->json_len, err);
+}
+
+static void persist_deployment(Scheduler *s, const Deployment *d)
+{
+        _cleanup_(buf_done) Buf b = BUF_INIT(STORE_OBJECT_MAX);
+        PacerError err = { "" };
+
+        if (deployment_encode(d, &b) < 0 ||
+            store_put(s->store, STORE_KIND_DEPLOYMENT, d->id, b.data, b.len, &err) < 0)
+                log_error("deployment %s: cannot queue its record: %s", d->id, err.msg);
+}
+
+static void queue_ack(Scheduler *s, const TaskStatus *st)
+{
+        PendingAck *a;
+
+        if (!st->has_uuid || st->uuid.len == 0 || st->uuid.len > MESOS_UUID_SIZE || !st->agent_id)
+                return; /* master-generated updates carry no uuid and are never acknowledged */
+        if (s->n_acks == s->cap_acks) {
+                size_t cap = s->cap_acks ? s->cap_acks * 2 : 256;
+                if (cap > PENDING_ACKS_MAX)
+                        return; /* the master will resend it */
+                PendingAck *n = realloc(s->acks, cap * sizeof(*n));
+                if (!n)
+                        return;
+                s->acks = n;
+                s->cap_acks = cap;
+        }
+        a = &s->acks[s->n_acks];
+        a->agent_id = strdup(st->agent_id->value);
+        a->task_id = strdup(st->task_id->value);
+        if (!a->agent_id || !a->task_id) {
+                free(a->agent_id);
+                free(a->task_id);
+                return;
+        }
+        memcpy(a->uuid, st->uuid.data, st->uuid.len);
+        a->uuid_len = st->uuid.len;
+        s->n_acks++;
+}
+
+static void drop_acks(Scheduler *s)
+{
+        for (size_t i = 0; i < s->n_acks; i++) {
+                free(s->acks[i].agent_id);
+                free(s->acks[i].task_id);
+        }
+        s->n_acks = 0;
+}
+
+/* End of a loop turn: one transaction for everything this turn changed, and
+ * only then the acknowledgements — an update is never acknowledged before it
+ * is durable. */
+static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+        Scheduler *s = w->data;
+        PacerError err = { "" };
+        struct timespec t0, t1;
+        int r;
+
+        if (store_pending(s->store) == 0 && s->n_acks == 0)
+                return;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        r = store_pending(s->store) ? store_commit(s->store, &err) : 0;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        metrics_histogram_observe(s->m_commit_seconds,
+                                  (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+        if (r < 0) {
+                metrics_counter_inc(s->m_commit_failures);
+                log_error(
+                        "store commit failed: %s; %zu status updates stay unacknowledged (the master resends "
+                        "them)",
+                        err.msg, s->n_acks);
+                drop_acks(s);
+                return;
+        }
+        for (size_t i = 0; i < s->n_acks; i++) {
+                PendingAck *a = &s->acks[i];
+                if (s->master->ops->acknowledge(s->master, a->agent_id, a->task_id, a->uuid, a->uuid_len) >=
+                    0)
+                        metrics_counter_inc(s->m_acks);
+        }
+        drop_acks(s);
+}
+
+/* ---- recovery ---- */
+
+typedef struct LoadCtx {
+        Scheduler *s;
+        PacerError *err;
+        int r;
+        Hashmap versions; /* "id@version" → AppSpec, before they join their apps */
+} LoadCtx;
+
+static int load_version(const char *key, const void *data, size_t len, void *userdata)
+{
+        LoadCtx *c = userdata;
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        JsonErrors errs = { 0 };
+        AppSpec *spec = NULL;
+        const char *v;
+
+        if (json_parse(data, len, NULL, &j, c->err) < 0 || app_spec_from_json(j, NULL, &spec, &errs) < 0) {
+                log_warn("store: app version %s is unreadable: skipped", key);
+                return 0;
+        }
+        v = strrchr(key, '@');
+        if (!v || app_spec_set_version(spec, v + 1) < 0) {
+                app_spec_free(spec);
+                return 0;
+        }
+        char *k = strdup(key);
+        if (!k || hashmap_put(&c->versions, k, spec, NULL) < 0) {
+                free(k);
+                app_spec_free(spec);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+static int load_app(const char *key, const void *data, size_t len, void *userdata)
+{
+        LoadCtx *c = userdata;
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        JsonErrors errs = { 0 };
+        AppSpec *spec = NULL;
+        App *app;
+        const char *version;
+        int r;
+
+        r = json_parse(data, len, NULL, &j, c->err);
+        if (r < 0)
+                return pacer_error_set(c->err, EBADMSG, "store: app %s is not JSON: %s", key, c->err->msg);
+        version = json_string_value(json_object_get(j, "version"));
+        r = app_spec_from_json(j, NULL, &spec, &errs);
+        if (r < 0) {
+                json_errors_to_error(&errs, c->err);
+                return pacer_error_set(c->err, EBADMSG, "store: app %s does not validate: %s", key,
+                                       c->err->msg);
+        }
+        if (version)
+                app_spec_set_version(spec, version);
+        r = state_app_add(&c->s->state, spec, &app);
+        if (r < 0) {
+                app_spec_free(spec);
+                return r;
+        }
+        return 0;
+}
+
+/* History: the app's other versions, newest first (ISO times sort as text). */
+static int cmp_version_desc(const void *a, const void *b)
+{
+        const AppSpec *x = *(const AppSpec *const *)a, *y = *(const AppSpec *const *)b;
+        return strcmp(y->version, x->version);
+}
+
+static int attach_versions(LoadCtx *c)
+{
+        size_t n = hashmap_count(&c->versions), m = 0, it = 0;
+        _cleanup_free_ AppSpec **all = calloc(n + 1, sizeof(*all));
+        const char *k;
+        void *v;
+        int r = 0;
+
+        if (!all)
+                return -ENOMEM;
+        while (hashmap_next(&c->versions, &it, &k, &v)) {
+                all[m++] = v;
+                free((char *)k);
+        }
+        hashmap_done(&c->versions);
+        qsort(all, m, sizeof(*all), cmp_version_desc);
+        for (size_t i = 0; i < m; i++) {
+                App *app = state_app(&c->s->state, all[i]->id);
+                AppVersion *av;
+                if (r < 0 || !app || streq(app->current->spec->version, all[i]->version) ||
+                    app->n_history >= STATE_VERSIONS_KEPT) {
+                        app_spec_free(all[i]);
+                        continue;
+                }
+                av = app_version_new(all[i]);
+                if (!av) {
+                        app_spec_free(all[i]);
+                        r = -ENOMEM;
+                        continue;
+                }
+                app->history[app->n_history++] = av;
+        }
+        return r;
+}
+
+static AppVersion *version_of(App *app, const char *version)
+{
+        if (app->current && streq(app->current->spec->version, version))
+                return app->current;
+        for (size_t i = 0; i < app->n_history; i++)
+                if (streq(app->history[i]->spec->version, version))
+                        return app->history[i];
+        return app->current;
+}
+
+static int load_instance(const char *key, const void *data, size_t len, void *userdata)
+{
+        LoadCtx *c = userdata;
+        InstanceRecord rec;
+        PacerError err;
+        Instance *i;
+        App *app;
+        int r;
+
+        r = instance_decode(data, len, &rec, &err);
+        if (r < 0) {
+                log_warn("store: instance %s is unreadable (%s): the master's reconciliation will tell", key,
+                         err.msg);
+                return 0;
+        }
+        app = state_app(&c->s->state, rec.app_id);
+        if (!app) {
+                log_warn("store: instance %s belongs to no known app %s: it will be killed if it runs", key,
+                         rec.app_id);
+                return 0;
+        }
+        r = state_instance_new(&c->s->state, app, version_of(app, rec.version), &i);
+        if (r < 0)
+                return r;
+        /* keep the recorded id, not the fresh one state_instance_new made */
+        hashmap_remove(&c->s->state.instances, i->task_id);
+        free(i->task_id);
+        i->task_id = strdup(rec.task_id);
+        if (!i->task_id || hashmap_put(&c->s->state.instances, i->task_id, i, NULL) < 0)
+                return -ENOMEM;
+        i->state = rec.state;
+        i->health = rec.health;
+        i->registration = rec.registration;
+        i->staged_at = rec.staged_at;
+        i->started_at = rec.started_at;
+        i->kill_sent = rec.kill_sent;
+        if (*rec.agent_id) {
+                Agent *a = state_agent_get(&c->s->state, rec.agent_id, rec.hostname, NULL, 0);
+                if (a)
+                        state_instance_set_agent(&c->s->state, i, a);
+        }
+        if (rec.n_ports) {
+                i->ports = calloc(rec.n_ports, sizeof(uint32_t));
+                if (!i->ports)
+                        return -ENOMEM;
+                memcpy(i->ports, rec.ports, rec.n_ports * sizeof(uint32_t));
+                i->n_ports = (uint8_t)rec.n_ports;
+        }
+        return 0;
+}
+
+static int load_deployment(const char *key, const void *data, size_t len, void *userdata)
+{
+        LoadCtx *c = userdata;
+        Deployment *d;
+        PacerError err;
+
+        if (deployment_decode(data, len, &c->s->state, &d, &err) < 0) {
+                log_warn("store: deployment %s is unreadable (%s): dropped", key, err.msg);
+                store_delete(c->s->store, STORE_KIND_DEPLOYMENT, key, NULL);
+                return 0;
+        }
+        if (deployment_finished(d)) {
+                store_delete(c->s->store, STORE_KIND_DEPLOYMENT, key, NULL);
+                deployment_free(d);
+                return 0;
+        }
+        /* oldest first */
+        Deployment **tail = &c->s->deployments;
+        while (*tail)
+                tail = &(*tail)->next;
+        *tail = d;
+        for (size_t i = 0; i < d->n_steps; i++) {
+                App *app = state_app(&c->s->state, d->steps[i].app_id);
+                if (app && !step_state_is_final(d->steps[i].state))
+                        app->deployment = d;
+        }
+        return 0;
+}
+
+static int recover(Scheduler *s, PacerError *err)
+{
+        LoadCtx c = { .s = s, .err = err, .versions = HASHMAP_INIT };
+        void *fid = NULL;
+        size_t fid_len = 0;
+        int r;
+
+        r = store_get(s->store, STORE_KIND_META, STORE_META_FRAMEWORK_ID, &fid, &fid_len, err);
+        if (r >= 0 && fid) {
+                s->state.framework_id = strndup(fid, fid_len);
+                free(fid);
+        }
+        r = store_load(s->store, STORE_KIND_APP, load_app, &c, err);
+        if (r >= 0)
+                r = store_load(s->store, STORE_KIND_APP_VERSION, load_version, &c, err);
+        if (r >= 0)
+                r = attach_versions(&c);
+        if (r >= 0)
+                r = store_load(s->store, STORE_KIND_INSTANCE, load_instance, &c, err);
+        if (r >= 0)
+                r = store_load(s->store, STORE_KIND_DEPLOYMENT, load_deployment, &c, err);
+        if (r < 0)
+                return r;
+        log_info("recovered %zu apps, %zu instances and %zu running deployments from the store%s%s",
+                 hashmap_count(&s->state.apps), hashmap_count(&s->state.instances), (size_t)({
+                         size_t n = 0;
+                         for (Deployment *d = s->deployments; d; d = d->next)
+                                 n++;
+                         n;
+                 }),
+                 s->state.framework_id ? "; framework " : "", strempty(s->state.framework_id));
+        return 0;
+}
+
+/* ---- deployments ---- */
+
+static void deployment_unlink(Scheduler *s, Deployment *d)
+{
+        for (Deployment **p = &s->deployments; *p; p = &(*p)->next)
+                if (*p == d) {
+                        *p = d->next;
+                        return;
+                }
+}
+
+static void finish_deployment(Scheduler *s, Deployment *d)
+{
+        bool ok = deployment_succeeded(d);
+        PacerError err;
+
+        log_info("deployment %s %s", d->id, ok ? "finished" : "ended with failed or stopped steps");
+        emit(s, ok ? "deployment_success" : "deployment_failed", json_pack("{s:s}", "id", d->id));
+        for (size_t i = 0; i < d->n_steps; i++) {
+                App *app = state_app(&s->state, d->steps[i].app_id);
+                if (app && app->deployment == d)
+                        app->deployment = NULL;
+        }
+        store_delete(s->store, STORE_KIND_DEPLOYMENT, d->id, &err);
+        deployment_unlink(s, d);
+        deployment_free(d);
+        metrics_gauge_add(s->m_deployments, -1);
+}
+
+static void step_finish(Scheduler *s, Deployment *d, DeploymentStep *st, StepState state, const char *reason)
+{
+        App *app = state_app(&s->state, st->app_id);
+
+        st->state = state;
+        st->finished_at = now_s();
+        if (reason)
+                snprintf(st->reason, sizeof(st->reason), "%s", reason);
+        if (app && app->deployment == d)
+                app->deployment = NULL;
+        log_info("deployment %s: %s of %s %s%s%s", d->id, step_action_to_string(st->action), st->app_id,
+                 step_state_to_string(state), reason ? ": " : "", strempty(reason));
+        emit(s, state == STEP_SUCCEEDED ? "deployment_step_success" : "deployment_step_failure",
+             json_pack("{s:s, s:s, s:s, s:s}", "deploymentId", d->id, "appId", st->app_id, "state",
+                       step_state_to_string(state), "reason", st->reason));
+        persist_deployment(s, d);
+}
+
+static bool deps_satisfied(Deployment *d, const DeploymentStep *st)
+{
+        for (size_t k = 0; k < st->n_deps; k++) {
+                DeploymentStep *dep = deployment_step(d, st->deps[k]);
+                if (dep && dep->state != STEP_SUCCEEDED)
+                        return false;
+        }
+        return true;
+}
+
+static int64_t step_deadline_ns(const Scheduler *s, const DeploymentStep *st)
+{
+        const AppSpec *spec = st->to ? st->to->spec : st->from ? st->from->spec : NULL;
+
+        for (size_t i = 0; spec && i < spec->n_labels; i++)
+                if (streq(spec->labels[i].key, "pacer.deployment.deadline")) {
+                        int64_t ns;
+                        if (duration_parse(spec->labels[i].value, &ns, NULL) >= 0)
+                                return ns;
+                }
+        return s->cfg.step_deadline_ns;
+}
+
+static void step_start(Scheduler *s, Deployment *d, DeploymentStep *st)
+{
+        App *app = state_app(&s->state, st->app_id);
+        int64_t deadline = step_deadline_ns(s, st);
+
+        st->state = STEP_RUNNING;
+        st->started_at = now_s();
+        st->deadline_at = deadline > 0 ? st->started_at + (double)deadline / 1e9 : 0;
+        st->failures = 0;
+        st->reason[0] = 0;
+        if (app) {
+                app->deployment = d;
+                app->n_failures = 0;
+                app->crash_loop = false;
+        }
+        emit(s, "deployment_info",
+             json_pack("{s:s, s:s, s:s}", "deploymentId", d->id, "appId", st->app_id, "action",
+                       step_action_to_string(st->action)));
+        persist_deployment(s, d);
+}
+
+/* Kills what the planner says and learns whether the step is done. */
+static void run_step(Scheduler *s, Deployment *d, DeploymentStep *st, App *app)
+{
+        PlanActions plan;
+        bool changed = false;
+
+        if (!app) {
+                step_finish(s, d, st, STEP_SUCCEEDED, NULL);
+                return;
+        }
+        planner_plan(app, st, &plan);
+        for (size_t k = 0; k < plan.n_kill; k++) {
+                Instance *i = plan.kill[k];
+                int64_t grace = i->version->spec->task_kill_grace_seconds;
+                if (s->master->ops->kill(s->master, i->task_id, i->agent ? i->agent->id : NULL,
+                                         grace >= 0 ? grace * NSEC_PER_SEC : -1) < 0)
+                        continue; /* not connected: the next evaluation tries again */
+                i->kill_sent = true;
+                i->kill_sent_at = now_s();
+                persist_instance(s, i);
+                metrics_counter_inc(s->m_killed);
+                changed = true;
+        }
+        if (plan.launch > 0)
+                want_offers(s);
+        if (plan.done) {
+                if (st->action == STEP_ACTION_STOP && app->n_instances == 0) {
+                        PacerError err;
+                        store_delete(s->store, STORE_KIND_APP, app->id, &err);
+                        for (size_t h = 0; h < app->n_history; h++) {
+                                char key[APP_ID_MAX + 40];
+                                snprintf(key, sizeof(key), "%s@%s", app->id, app->history[h]->spec->version);
+                                store_delete(s->store, STORE_KIND_APP_VERSION, key, &err);
+                        }
+                        char key[APP_ID_MAX + 40];
+                        snprintf(key, sizeof(key), "%s@%s", app->id, app->current->spec->version);
+                        store_delete(s->store, STORE_KIND_APP_VERSION, key, &err);
+                        emit(s, "app_terminated_event", json_pack("{s:s}", "appId", app->id));
+                        app->deployment = NULL;
+                        state_app_remove(&s->state, app);
+                        metrics_gauge_add(s->m_apps, -1);
+                }
+                step_finish(s, d, st, STEP_SUCCEEDED, NULL);
+        }
+        (void)changed;
+}
+
+/* Starts the steps whose dependencies are done, runs the running ones,
+ * ends the deployment when every step is final. */
+static void advance_deployment(Scheduler *s, Deployment *d)
+{
+        for (size_t i = 0; i < d->n_steps; i++) {
+                DeploymentStep *st = &d->steps[i];
+                if (st->state == STEP_WAITING && deps_satisfied(d, st))
+                        step_start(s, d, st);
+                if (st->state == STEP_RUNNING)
+                        run_step(s, d, st, state_app(&s->state, st->app_id));
+        }
+        /* a step that finished may release another waiting on it */
+        for (size_t i = 0; i < d->n_steps; i++) {
+                DeploymentStep *st = &d->steps[i];
+                if (st->state == STEP_WAITING && deps_satisfied(d, st)) {
+                        step_start(s, d, st);
+                        run_step(s, d, st, state_app(&s->state, st->app_id));
+                }
+        }
+        if (deployment_finished(d))
+                finish_deployment(s, d);
+}
+
+static void evaluate_app(Scheduler *s, App *app)
+{
+        Deployment *d = app->deployment;
+        if (d)
+                advance_deployment(s, d);
+}
+
+/* Rolls one step back to the version before it (a new step in place). */
+static int rollback_step(Scheduler *s, Deployment *d, DeploymentStep *st, SchedulerResult *res)
+{
+        App *app = state_app(&s->state, st->app_id);
+        PacerError err = { "" };
+        AppSpec *copy = NULL;
+        JsonErrors errs = { 0 };
+
+        if (!st->from) {
+                /* a new app rolled back is an app removed */
+                st->action = STEP_ACTION_STOP;
+                app_version_unref(st->to);
+                st->to = NULL;
+                if (app)
+                        app->deleting = true;
+        } else {
+                _cleanup_(json_decrefp) json_t *j = NULL;
+                char version[40];
+                if (json_parse(st->from->spec->json, st->from->spec->json_len, NULL, &j, &err) < 0 ||
+                    app_spec_from_json(j, NULL, &copy, &errs) < 0) {
+                        snprintf(res->message, sizeof(res->message), "cannot restore the previous version");
+                        res->kind = SCHED_ERR_INVALID;
+                        return -EINVAL;
+                }
+                /* the previous definition as a new version, so every instance of the bad one is replaced */
+                iso_time(now_s(), version, sizeof(version));
+                app_spec_set_version(copy, version);
+                if (persist_app_version(s, copy, &err) < 0 ||
+                    store_put(s->store, STORE_KIND_APP, copy->id, copy->json, copy->json_len, &err) < 0 ||
+                    store_commit(s->store, &err) < 0) {
+                        app_spec_free(copy);
+                        store_discard(s->store);
+                        res->kind = SCHED_ERR_STORE;
+                        snprintf(res->message, sizeof(res->message), "store: %s", err.msg);
+                        return -EIO;
+                }
+                if (app && state_app_set_spec(&s->state, app, copy) < 0) {
+                        app_spec_free(copy);
+                        return -ENOMEM;
+                }
+                AppVersion *old_to = st->to;
+                st->to = app_version_ref(app ? app->current : NULL);
+                app_version_unref(old_to);
+                st->action = STEP_ACTION_RESTART;
+        }
+        st->rollback = true;
+        st->state = STEP_WAITING;
+        if (app)
+                app->deleting = st->action == STEP_ACTION_STOP;
+        return 0;
+}
+
+static void fail_step(Scheduler *s, Deployment *d, DeploymentStep *st, const char *why)
+{
+        SchedulerResult res = { 0 };
+
+        step_finish(s, d, st, STEP_FAILED, why);
+        if (s->cfg.auto_rollback && !st->rollback && st->from) {
+                log_info("deployment %s: rolling %s back to version %s", d->id, st->app_id,
+                         st->from->spec->version);
+                if (rollback_step(s, d, st, &res) >= 0) {
+                        snprintf(st->reason, sizeof(st->reason), "rolled back: %s", why);
+                        advance_deployment(s, d);
+                }
+        }
+}
+
+/* ---- offers ---- */
+
+/* Work is waiting: make sure offers come. REVIVE also clears the filters of
+ * earlier declines, so resources freed by a kill come back at once instead of
+ * after the filter's 5 s; rate-limited, a deployment asks for it at every turn. */
+static void want_offers(Scheduler *s)
+{
+        double now = now_s();
+
+        if (!s->subscribed || !(s->suppressed || s->filtered))
+                return;
+        if (!s->suppressed && now - s->last_revive < REVIVE_MIN_INTERVAL_S)
+                return;
+        if (s->master->ops->revive(s->master) >= 0) {
+                s->suppressed = false;
+                s->filtered = false;
+                s->last_revive = now;
+                log_debug("reviving offers: work is waiting");
+        }
+}
+
+/* Instances an app wants launched now, of which version. */
+static uint32_t launch_demand(Scheduler *s, App *app, AppVersion **ret_version)
+{
+        uint32_t active = 0;
+
+        *ret_version = app->current;
+        if (app->deleting || app->crash_loop || now_s() < app->next_launch_at)
+                return 0;
+        if (app->deployment) {
+                DeploymentStep *st = deployment_step(app->deployment, app->id);
+                if (!st || st->state != STEP_RUNNING || !st->to)
+                        return 0;
+                PlanActions plan;
+                planner_plan(app, st, &plan);
+                *ret_version = st->to;
+                return plan.launch;
+        }
+        /* steady state: keep the current version's count (replaces failed instances) */
+        for (Instance *i = app->instances; i; i = i->next)
+                if (instance_active(i) && i->version == app->current)
+                        active++;
+        return active < app->current->spec->instances ? app->current->spec->instances - active : 0;
+}
+
+static QueueInfo *queue_info(Scheduler *s, const App *app)
+{
+        QueueInfo *q = hashmap_get(&s->queue_info, app->id);
+        if (q)
+                return q;
+        q = calloc(1, sizeof(*q) + strlen(app->id) + 1);
+        if (!q)
+                return NULL;
+        char *key = (char *)(q + 1);
+        strcpy(key, app->id);
+        if (hashmap_put(&s->queue_info, key, q, NULL) < 0) {
+                free(q);
+                return NULL;
+        }
+        return q;
+}
+
+typedef struct Wanted {
+        App *app;
+        AppVersion *version;
+        size_t app_index;
+        uint32_t ports[INSTANCE_PORTS_MAX];
+        size_t n_ports;
+} Wanted;
+
+static void handle_offers(Scheduler *s, const Mesos__V1__Scheduler__Event__Offers *ev)
+{
+        size_t n_offers = ev->n_offers, n_apps = 0, n_req = 0, cap_req, max_req = s->cfg.launches_per_round;
+        _cleanup_free_ PlacementApp *apps = NULL;
+        _cleanup_free_ PlacementRequest *reqs = NULL;
+        _cleanup_free_ Wanted *wanted = NULL;
+        _cleanup_free_ PlacementInstance *insts = NULL;
+        _cleanup_free_ PlacementAttribute *attrs = NULL;
+        _cleanup_(placement_result_freep) PlacementResult *res = NULL;
+        _cleanup_free_ char **declines = NULL;
+        size_t n_declines = 0, n_insts = 0, n_attrs = 0;
+        const char *k;
+        void *v;
+        size_t it = 0;
+
+        metrics_counter_add(s->m_offers, n_offers);
+        for (size_t o = 0; o < n_offers; o++) {
+                const Mesos__V1__Offer *of = ev->offers[o];
+                if (of->agent_id && of->agent_id->value)
+                        state_agent_get(&s->state, of->agent_id->value, of->hostname,
+                                        (const Mesos__V1__Attribute *const *)of->attributes,
+                                        of->n_attributes);
+        }
+
+        /* what is wanted, app by app */
+        cap_req = MIN(max_req, (size_t)hashmap_count(&s->state.instances) + 1024);
+        apps = calloc(hashmap_count(&s->state.apps) + 1, sizeof(*apps));
+        reqs = calloc(cap_req + 1, sizeof(*reqs));
+        wanted = calloc(hashmap_count(&s->state.apps) + 1, sizeof(*wanted));
+        insts = calloc(hashmap_count(&s->state.instances) + 1, sizeof(*insts));
+        size_t attr_cap = 0;
+        for (it = 0; hashmap_next(&s->state.instances, &it, &k, &v);)
+                attr_cap += ((Instance *)v)->agent ? ((Instance *)v)->agent->n_attrs : 0;
+        attrs = calloc(attr_cap + 1, sizeof(*attrs));
+        declines = calloc(n_offers + 1, sizeof(char *));
+        if (!apps || !reqs || !wanted || !insts || !attrs || !declines)
+                return;
+        for (it = 0; hashmap_next(&s->state.apps, &it, &k, &v) && n_req < cap_req;) {
+                App *app = v;
+                AppVersion *ver;
+                uint32_t n = launch_demand(s, app, &ver);
+                if (n == 0)
+                        continue;
+                const AppSpec *spec = ver->spec;
+                Wanted *w = &wanted[n_apps];
+                w->app = app;
+                w->version = ver;
+                w->app_index = n_apps;
+                w->n_ports = MIN(spec->n_ports, (size_t)INSTANCE_PORTS_MAX);
+                for (size_t p = 0; p < w->n_ports; p++)
+                        w->ports[p] = spec->require_ports ? spec->ports[p].port : 0;
+                PlacementApp *pa = &apps[n_apps];
+                pa->id = app->id;
+                pa->constraints = spec->constraints;
+                pa->n_constraints = spec->n_constraints;
+                pa->instances = &insts[n_insts];
+                for (Instance *i = app->instances; i; i = i->next) {
+                        if (!instance_active(i))
+                                continue;
+                        PlacementInstance *pi = &insts[n_insts++];
+                        pi->hostname = i->agent ? i->agent->hostname : NULL;
+                        pi->attributes = &attrs[n_attrs];
+                        for (size_t a = 0; i->agent && a < i->agent->n_attrs; a++)
+                                attrs[n_attrs++] = (PlacementAttribute){ i->agent->attr_names[a],
+                                                                         i->agent->attr_values[a] };
+                        pi->n_attributes = i->agent ? i->agent->n_attrs : 0;
+                        pa->n_instances++;
+                }
+                for (uint32_t r = 0; r < n && n_req < cap_req; r++) {
+                        PlacementRequest *rq = &reqs[n_req++];
+                        rq->app = n_apps;
+                        rq->cpus = spec->cpus;
+                        rq->mem = spec->mem;
+                        rq->disk = spec->disk;
+                        rq->ports = w->ports;
+                        rq->n_ports = w->n_ports;
+                        rq->executor_cpus = s->cfg.launch.executor_cpus;
+                        rq->executor_mem = s->cfg.launch.executor_mem;
+                        rq->executor_disk = s->cfg.launch.executor_disk;
+                }
+                n_apps++;
+        }
+
+        if (n_req > 0) {
+                PlacementInput in = {
+                        .offers = (const Mesos__V1__Offer *const *)ev->offers,
+                        .n_offers = n_offers,
+                        .apps = apps,
+                        .n_apps = n_apps,
+                        .requests = reqs,
+                        .n_requests = n_req,
+                };
+                if (placement_compute(&in, &res) < 0)
+                        res = NULL;
+        }
+
+        /* launches, one ACCEPT per offer */
+        for (size_t o = 0; o < n_offers; o++) {
+                const Mesos__V1__Offer *of = ev->offers[o];
+                LaunchArena *arena = NULL;
+                TaskInfo **tasks = NULL;
+                Instance **launched = NULL;
+                size_t n_tasks = 0;
+
+                if (res && res->offers[o].used) {
+                        arena = launch_arena_new();
+                        tasks = calloc(res->n_launches, sizeof(*tasks));
+                        launched = calloc(res->n_launches, sizeof(*launched));
+                        for (size_t l = 0; arena && tasks && launched && l < res->n_launches; l++) {
+                                const PlacementLaunch *pl = &res->launches[l];
+                                if (pl->offer != o)
+                                        continue;
+                                Wanted *w = &wanted[reqs[pl->request].app];
+                                Instance *inst;
+                                if (state_instance_new(&s->state, w->app, w->version, &inst) < 0)
+                                        continue;
+                                Agent *agent = state_agent_get(&s->state, of->agent_id->value, of->hostname,
+                                                               NULL, 0);
+                                state_instance_set_agent(&s->state, inst, agent);
+                                inst->ports = calloc(pl->n_host_ports + 1, sizeof(uint32_t));
+                                if (inst->ports) {
+                                        memcpy(inst->ports, pl->host_ports,
+                                               pl->n_host_ports * sizeof(uint32_t));
+                                        inst->n_ports = (uint8_t)pl->n_host_ports;
+                                }
+                                TaskInfo *ti;
+                                if (launch_task_info(arena, &s->cfg.launch, inst, of->agent_id->value,
+                                                     of->hostname, inst->ports, inst->n_ports,
+                                                     pl->task_resources, pl->n_task_resources,
+                                                     pl->executor_resources, pl->n_executor_resources,
+                                                     &ti) < 0) {
+                                        state_instance_remove(&s->state, inst);
+                                        continue;
+                                }
+                                tasks[n_tasks] = ti;
+                                launched[n_tasks++] = inst;
+                        }
+                }
+                if (n_tasks > 0 && s->master->ops->accept(s->master, of->id->value, tasks, n_tasks,
+                                                          s->cfg.refuse_seconds) >= 0) {
+                        s->filtered = true;
+                        for (size_t t = 0; t < n_tasks; t++) {
+                                persist_instance(s, launched[t]);
+                                log_info_s(launched[t]->task_id, "launching on %s (%s)", of->hostname,
+                                           launched[t]->app->id);
+                                emit(s, "status_update_event",
+                                     json_pack("{s:s, s:s, s:s, s:s}", "taskId", launched[t]->task_id,
+                                               "appId", launched[t]->app->id, "taskStatus", "TASK_STAGING",
+                                               "host", of->hostname));
+                        }
+                        metrics_counter_add(s->m_launched, n_tasks);
+                } else {
+                        for (size_t t = 0; t < n_tasks; t++)
+                                state_instance_remove(&s->state, launched[t]);
+                        if (of->id && of->id->value)
+                                declines[n_declines++] = of->id->value;
+                }
+                free(tasks);
+                free(launched);
+                launch_arena_free(arena);
+        }
+
+        /* why the rest waits (for /v2/queue), app by app */
+        for (size_t r = 0; res && r < res->n_requests; r++) {
+                const PlacementRequestResult *rr = &res->requests[r];
+                if (rr->placed)
+                        continue;
+                QueueInfo *q = queue_info(s, wanted[reqs[r].app].app);
+                if (!q)
+                        continue;
+                q->processed = rr->processed;
+                q->unused = (uint32_t)n_offers;
+                for (size_t j = 0; j < _PLACEMENT_REJECT_MAX && j < ELEMENTSOF(q->rejects); j++)
+                        q->rejects[j] = rr->rejects[j];
+                q->n_reasons = 0;
+                for (size_t j = 0; j < rr->n_reasons && j < QUEUE_REASONS_MAX; j++)
+                        snprintf(q->reasons[q->n_reasons++], PLACEMENT_REASON_MAX, "%s", rr->reasons[j]);
+        }
+
+        if (n_declines > 0) {
+                bool idle = n_req == 0;
+                s->master->ops->decline(s->master, declines, n_declines,
+                                        idle ? s->cfg.idle_refuse_seconds : s->cfg.refuse_seconds);
+                s->filtered = true;
+                metrics_counter_add(s->m_declined, n_declines);
+                if (idle && !s->suppressed && s->master->ops->suppress(s->master) >= 0) {
+                        s->suppressed = true;
+                        log_debug("nothing to launch: suppressing offers");
+                }
+        }
+}
+
+/* ---- status updates ---- */
+
+static void note_failure(Scheduler *s, App *app, Instance *i, const TaskStatus *st)
+{
+        const AppSpec *spec = app->current->spec;
+        double now = now_s();
+        char msg[512];
+
+        snprintf(msg, sizeof(msg), "%s: %s", task_state_to_string(st->state),
+                 st->message ? st->message : "");
+        free(app->last_failure);
+        app->last_failure = strdup(msg);
+        app->last_failure_at = now;
+
+        /* launch backoff: backoffSeconds × backoffFactor^n, capped */
+        app->next_launch_at = now + app->backoff_s;
+        app->backoff_s = MIN(app->backoff_s * spec->backoff_factor, spec->max_launch_delay_seconds);
+
+        /* crash loop: failures of the current version within the window */
+        if (i->version != app->current)
+                return;
+        double window = (double)s->cfg.crash_loop_window_ns / 1e9;
+        size_t n = 0;
+        for (size_t k = 0; k < app->n_failures; k++)
+                if (now - app->failure_times[k] <= window)
+                        app->failure_times[n++] = app->failure_times[k];
+        if (n < ELEMENTSOF(app->failure_times))
+                app->failure_times[n++] = now;
+        app->n_failures = n;
+        if (s->cfg.crash_loop_failures > 0 && n >= s->cfg.crash_loop_failures && !app->crash_loop) {
+                char why[DEPLOYMENT_REASON_MAX];
+                app->crash_loop = true;
+                snprintf(why, sizeof(why), "crash loop: %zu failures in %.0fs, last: %.160s", n, window,
+                         msg);
+                log_error("app %s: %s; no more launches until it is changed or retried", app->id, why);
+                Deployment *d = app->deployment;
+                DeploymentStep *stp = d ? deployment_step(d, app->id) : NULL;
+                if (stp && stp->state == STEP_RUNNING)
+                        fail_step(s, d, stp, why);
+        }
+}
+
+static void apply_record(Instance *i, const TaskStatus *st)
+{
+        StatusRecord rec;
+
+        if (!st->has_data || st->data.len == 0)
+                return;
+        if (status_record_decode(st->data.data, st->data.len, &rec, NULL) < 0)
+                return; /* not from pacer-executor: the Mesos fields are all there is */
+        i->health = rec.healthy;
+        i->registration = rec.registration;
+        i->consecutive_failures = (uint16_t)MIN(rec.consecutive_failures, 65535u);
+        if (*rec.last_error) {
+                free(i->last_message);
+                i->last_message = strdup(rec.last_error);
+        }
+}
+
+static void handle_update(Scheduler *s, const TaskStatus *st)
+{
+        const char *task_id = st->task_id ? st->task_id->value : NULL;
+        Instance *i;
+        App *app;
+
+        metrics_counter_inc(s->m_updates);
+        if (!task_id)
+                return;
+        i = state_instance(&s->state, task_id);
+        if (!i) {
+                if (!task_state_is_terminal(st->state) && st->state != TASK_STATE(TASK_UNKNOWN)) {
+                        /* a task we do not know: a stray of an earlier incarnation, or someone else's launch
+                         */
+                        log_warn_s(task_id, "%s for a task this scheduler does not know: killing it",
+                                   task_state_to_string(st->state));
+                        s->master->ops->kill(s->master, task_id, st->agent_id ? st->agent_id->value : NULL,
+                                             -1);
+                        metrics_counter_inc(s->m_strays);
+                }
+                queue_ack(s, st);
+                return;
+        }
+        app = i->app;
+        i->reconciled = true;
+        if (st->has_reason && st->reason == MESOS__V1__TASK_STATUS__REASON__REASON_RECONCILIATION &&
+            st->state == i->state && !st->has_data) {
+                queue_ack(s, st);
+                return; /* confirmation only */
+        }
+        TaskState before = i->state;
+        Health health_before = i->health;
+        RegistrationState reg_before = i->registration;
+        i->state = st->state;
+        apply_record(i, st);
+        if (st->has_healthy && !st->has_data)
+                i->health = st->healthy ? HEALTH_HEALTHY : HEALTH_UNHEALTHY;
+        if (st->state == TASK_STATE(TASK_RUNNING) && i->started_at == 0)
+                i->started_at = st->has_timestamp ? st->timestamp : now_s();
+        if (st->agent_id && st->agent_id->value && !i->agent) {
+                Agent *a = state_agent_get(&s->state, st->agent_id->value, NULL, NULL, 0);
+                if (a)
+                        state_instance_set_agent(&s->state, i, a);
+        }
+        if (before != st->state || health_before != i->health || reg_before != i->registration)
+                emit(s, "status_update_event",
+                     json_pack("{s:s, s:s, s:s, s:s?, s:s, s:s}", "taskId", i->task_id, "appId", app->id,
+                               "taskStatus", task_state_to_string(st->state), "message", st->message,
+                               "healthy",
+                               i->health == HEALTH_HEALTHY     ? "true"
+                               : i->health == HEALTH_UNHEALTHY ? "false"
+                                                               : "unknown",
+                               "registration", strna(registration_state_to_string(i->registration))));
+
+        if (task_state_is_terminal(st->state)) {
+                bool expected = i->kill_sent && (st->state == TASK_STATE(TASK_KILLED) ||
+                                                 st->state == TASK_STATE(TASK_FINISHED));
+                if (!expected && st->state != TASK_STATE(TASK_FINISHED))
+                        note_failure(s, app, i, st);
+                log_info_s(task_id, "%s%s%s", task_state_to_string(st->state), st->message ? ": " : "",
+                           strempty(st->message));
+                forget_instance(s, i);
+                i = NULL;
+        } else
+                persist_instance(s, i);
+        queue_ack(s, st);
+
+        evaluate_app(s, app);
+        if (!app->deployment) {
+                AppVersion *v;
+                if (launch_demand(s, app, &v) > 0)
+                        want_offers(s);
+        }
+}
+
+/* ---- reconciliation ---- */
+
+static void reconcile_all(Scheduler *s, bool only_unconfirmed)
+{
+        char *ids[RECONCILE_BATCH], *agents[RECONCILE_BATCH];
+        size_t n = 0, total = 0;
+        const char *k;
+        void *v;
+        size_t it = 0;
+
+        while (hashmap_next(&s->state.instances, &it, &k, &v)) {
+                Instance *i = v;
+                if (only_unconfirmed && i->reconciled)
+                        continue;
+                ids[n] = i->task_id;
+                agents[n] = i->agent ? i->agent->id : NULL;
+                n++;
+                total++;
+                if (n == RECONCILE_BATCH) {
+                        s->master->ops->reconcile(s->master, ids, agents, n);
+                        n = 0;
+                }
+        }
+        if (n > 0)
+                s->master->ops->reconcile(s->master, ids, agents, n);
+        if (total)
+                log_info("asked the master about %zu known tasks", total);
+}
+
+static void on_reconcile_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+        Scheduler *s = w->data;
+        bool unconfirmed = false;
+        const char *k;
+        void *v;
+        size_t it = 0;
+
+        if (!s->subscribed)
+                return;
+        while (hashmap_next(&s->state.instances, &it, &k, &v))
+                if (!((Instance *)v)->reconciled) {
+                        unconfirmed = true;
+                        break;
+                }
+        if (unconfirmed) {
+                /* explicit, with truncated exponential backoff until every task got an answer */
+                reconcile_all(s, true);
+                s->reconcile_retry_s = MIN(s->reconcile_retry_s * 2, RECONCILE_RETRY_MAX);
+        } else {
+                /* periodic implicit reconciliation finds strays */
+                s->master->ops->reconcile(s->master, NULL, NULL, 0);
+                s->reconcile_retry_s = s->cfg.reconcile_interval_s;
+        }
+        ev_timer_set(w, s->reconcile_retry_s, 0.);
+        ev_timer_start(loop, w);
+}
+
+/* ---- master callbacks ---- */
+
+static void on_subscribed(const char *framework_id, void *userdata)
+{
+        Scheduler *s = userdata;
+        PacerError err;
+        const char *k;
+        void *v;
+        size_t it = 0;
+
+        s->subscribed = true;
+        s->suppressed = false; /* a new subscription starts unsuppressed, without filters */
+        s->filtered = false;
+        if (!s->state.framework_id || !streq(s->state.framework_id, framework_id)) {
+                free(s->state.framework_id);
+                s->state.framework_id = strdup(framework_id);
+                if (store_put(s->store, STORE_KIND_META, STORE_META_FRAMEWORK_ID, framework_id,
+                              strlen(framework_id), &err) >= 0 &&
+                    store_commit(s->store, &err) < 0)
+                        log_error("cannot persist the framework id: %s", err.msg);
+        }
+        while (hashmap_next(&s->state.instances, &it, &k, &v))
+                ((Instance *)v)->reconciled = false;
+        reconcile_all(s, false);
+        /* implicit reconciliation: the master reports every task it knows, strays included */
+        s->master->ops->reconcile(s->master, NULL, NULL, 0);
+        s->reconcile_retry_s = RECONCILE_RETRY_S;
+        ev_timer_stop(s->loop, &s->reconcile_timer);
+        ev_timer_set(&s->reconcile_timer, s->reconcile_retry_s, 0.);
+        ev_timer_start(s->loop, &s->reconcile_timer);
+        emit(s, "subscribe_event", json_pack("{s:s}", "frameworkId", framework_id));
+}
+
+static void on_event(const Mesos__V1__Scheduler__Event *ev, void *userdata)
+{
+        Scheduler *s = userdata;
+
+        switch (ev->type) {
+        case MESOS__V1__SCHEDULER__EVENT__TYPE__OFFERS:
+                if (ev->offers)
+                        handle_offers(s, ev->offers);
+                break;
+        case MESOS__V1__SCHEDULER__EVENT__TYPE__UPDATE:
+                if (ev->update && ev->update->status)
+                        handle_update(s, ev->update->status);
+                break;
+        case MESOS__V1__SCHEDULER__EVENT__TYPE__RESCIND:
+                break; /* offers are used or declined at once: nothing held */
+        case MESOS__V1__SCHEDULER__EVENT__TYPE__FAILURE:
+                if (ev->failure && ev->failure->executor_id)
+                        log_info("executor %s ended (status %d)", ev->failure->executor_id->value,
+                                 ev->failure->has_status ? ev->failure->status : -1);
+                break;
+        case MESOS__V1__SCHEDULER__EVENT__TYPE__ERROR:
+                log_error("the master reports an error: %s",
+                          ev->error && ev->error->message ? ev->error->message : "(no message)");
+                break;
+        default:
+                break;
+        }
+}
+
+static void on_disconnected(const char *why, void *userdata)
+{
+        Scheduler *s = userdata;
+        s->subscribed = false;
+}
+
+/* Deadlines, kills without an answer, backoffs that ran out. */
+static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+        Scheduler *s = w->data;
+        double now = now_s();
+        const char *k;
+        void *v;
+        size_t it = 0;
+
+        for (Deployment *d = s->deployments, *next; d; d = next) {
+                next = d->next;
+                for (size_t i = 0; i < d->n_steps; i++) {
+                        DeploymentStep *st = &d->steps[i];
+                        if (st->state == STEP_RUNNING && st->deadline_at > 0 && now > st->deadline_at) {
+                                char why[DEPLOYMENT_REASON_MAX];
+                                snprintf(why, sizeof(why), "deadline of %.0fs passed",
+                                         st->deadline_at - st->started_at);
+                                fail_step(s, d, st, why);
+                        }
+                }
+                advance_deployment(s, d);
+        }
+        if (!s->subscribed)
+                return;
+        while (hashmap_next(&s->state.instances, &it, &k, &v)) {
+                Instance *i = v;
+                if (i->kill_sent && now - i->kill_sent_at > KILL_RETRY_S) {
+                        i->kill_sent_at = now;
+                        s->master->ops->kill(s->master, i->task_id, i->agent ? i->agent->id : NULL, -1);
+                }
+        }
+        it = 0;
+        while (hashmap_next(&s->state.apps, &it, &k, &v)) {
+                AppVersion *ver;
+                if (launch_demand(s, v, &ver) > 0) {
+                        want_offers(s);
+                        break;
+                }
+        }
+        metrics_gauge_set(s->m_apps, (double)hashmap_count(&s->state.apps));
+        metrics_gauge_set(s->m_instances, (double)hashmap_count(&s->state.instances));
+}
+
+/* ---- changes from the API ---- */
+
+static StepAction classify(const App *app, const AppChange *c)
+{
+        if (!c->spec)
+                return STEP_ACTION_STOP;
+        if (!app)
+                return STEP_ACTION_START;
+        if (c->restart)
+                return STEP_ACTION_RESTART;
+        /* only the count changed: a scale, no instance is replaced */
+        const AppSpec *a = app->current->spec, *b = c->spec;
+        _cleanup_(json_decrefp) json_t *ja = app_spec_to_json(a), *jb = app_spec_to_json(b);
+        if (ja && jb) {
+                json_object_del(ja, "instances");
+                json_object_del(jb, "instances");
+                json_object_del(ja, "version");
+                json_object_del(jb, "version");
+                if (json_equal(ja, jb))
+                        return STEP_ACTION_SCALE;
+        }
+        return STEP_ACTION_RESTART;
+}
+
+static void result_set(SchedulerResult *res, SchedulerError kind, const char *fmt, ...) _printf_(3, 4);
+static void result_set(SchedulerResult *res, SchedulerError kind, const char *fmt, ...)
+{
+        va_list ap;
+
+        res->kind = kind;
+        va_start(ap, fmt);
+        vsnprintf(res->message, sizeof(res->message), fmt, ap);
+        va_end(ap);
+}
+
+static const AppChange *change_for(const AppChange *changes, size_t n, const char *id)
+{
+        for (size_t i = 0; i < n; i++) {
+                const char *cid = changes[i].spec ? changes[i].spec->id : changes[i].app_id;
+                if (cid && streq(cid, id))
+                        return &changes[i];
+        }
+        return NULL;
+}
+
+/* Every dependency must exist after the change: in the state, or in this batch. */
+static int check_dependencies(Scheduler *s, const AppChange *changes, size_t n, SchedulerResult *res)
+{
+        for (size_t i = 0; i < n; i++) {
+                const AppSpec *spec = changes[i].spec;
+                for (size_t k = 0; spec && k < spec->n_dependencies; k++) {
+                        const char *dep = spec->dependencies[k];
+                        const AppChange *dc = change_for(changes, n, dep);
+                        bool exists = dc ? dc->spec != NULL : state_app(&s->state, dep) != NULL;
+                        if (!exists) {
+                                result_set(res, SCHED_ERR_INVALID,
+                                           "app %s depends on %s, which does not exist", spec->id, dep);
+                                return -EINVAL;
+                        }
+                }
+        }
+        return 0;
+}
+
+int scheduler_apply(Scheduler *s, AppChange *changes, size_t n, bool force, Deployment **ret_deployment,
+                    SchedulerResult *res)
+{
+        Deployment *d;
+        PacerError err = { "" };
+        char version[40];
+        int r;
+
+        *res = (SchedulerResult){ 0 };
+        *ret_deployment = NULL;
+        if (n == 0)
+                return 0;
+
+        /* validate everything before changing anything */
+        for (size_t i = 0; i < n; i++) {
+                const char *id = changes[i].spec ? changes[i].spec->id : changes[i].app_id;
+                App *app = id ? state_app(&s->state, id) : NULL;
+                for (size_t j = 0; j < i; j++) {
+                        const char *o = changes[j].spec ? changes[j].spec->id : changes[j].app_id;
+                        if (o && id && streq(o, id)) {
+                                result_set(res, SCHED_ERR_INVALID, "app %s appears twice in the request",
+                                           id);
+                                return -EINVAL;
+                        }
+                }
+                if (!changes[i].spec && !app) {
+                        result_set(res, SCHED_ERR_NOT_FOUND, "App '%s' does not exist", strna(id));
+                        return -ENOENT;
+                }
+                if (changes[i].restart && !app) {
+                        result_set(res, SCHED_ERR_NOT_FOUND, "App '%s' does not exist", strna(id));
+                        return -ENOENT;
+                }
+                if (app && app->deployment && !force) {
+                        result_set(res, SCHED_ERR_CONFLICT,
+                                   "App is locked by one or more deployments. Override with the option "
+                                   "'?force=true'. View details at '/v2/deployments/<DEPLOYMENT_ID>'.");
+                        if (res->n_conflicts < ELEMENTSOF(res->conflicts))
+                                snprintf(res->conflicts[res->n_conflicts++], DEPLOYMENT_ID_MAX, "%s",
+                                         app->deployment->id);
+                        return -EBUSY;
+                }
+        }
+        r = check_dependencies(s, changes, n, res);
+        if (r < 0)
+                return r;
+
+        iso_time(now_s(), version, sizeof(version));
+        d = deployment_new(version);
+        if (!d)
+                return -ENOMEM;
+        /* stamp versions and persist, all or nothing */
+        for (size_t i = 0; i < n; i++) {
+                AppChange *c = &changes[i];
+                const char *id = c->spec ? c->spec->id : c->app_id;
+                App *app = state_app(&s->state, id);
+                if (c->restart && !c->spec) {
+                        _cleanup_(json_decrefp) json_t *j = NULL;
+                        JsonErrors errs = { 0 };
+                        if (json_parse(app->current->spec->json, app->current->spec->json_len, NULL, &j,
+                                       &err) < 0 ||
+                            app_spec_from_json(j, NULL, &c->spec, &errs) < 0) {
+                                deployment_free(d);
+                                result_set(res, SCHED_ERR_INVALID, "cannot copy the definition of %s", id);
+                                return -EINVAL;
+                        }
+                }
+                if (c->spec) {
+                        r = app_spec_set_version(c->spec, version);
+                        if (r >= 0)
+                                r = persist_app_version(s, c->spec, &err);
+                        if (r >= 0)
+                                r = store_put(s->store, STORE_KIND_APP, c->spec->id, c->spec->json,
+                                              c->spec->json_len, &err);
+                        if (r < 0)
+                                break;
+                }
+        }
+        if (r < 0 || (r = store_commit(s->store, &err)) < 0) {
+                store_discard(s->store);
+                deployment_free(d);
+                result_set(res, SCHED_ERR_STORE,
+                           "the store did not take the change (%s); nothing was changed", err.msg);
+                return -EIO;
+        }
+
+        /* apply: state first, then the deployment that walks to it */
+        for (size_t i = 0; i < n; i++) {
+                AppChange *c = &changes[i];
+                const char *id = c->spec ? c->spec->id : c->app_id;
+                App *app = state_app(&s->state, id);
+                StepAction action = classify(app, c);
+                AppVersion *from = app ? app_version_ref(app->current) : NULL;
+
+                if (app && app->deployment && force) {
+                        /* the new change wins: the old step stops where it stands */
+                        DeploymentStep *old = deployment_step(app->deployment, app->id);
+                        Deployment *od = app->deployment;
+                        if (old && !step_state_is_final(old->state))
+                                step_finish(s, od, old, STEP_STOPPED, "overridden by a forced deployment");
+                        if (deployment_finished(od))
+                                finish_deployment(s, od);
+                }
+                if (!c->spec) {
+                        app->deleting = true;
+                        deployment_add_step(d, id, STEP_ACTION_STOP, from, NULL, NULL);
+                } else if (!app) {
+                        state_app_add(&s->state, c->spec, &app);
+                        metrics_gauge_add(s->m_apps, 1);
+                        deployment_add_step(d, id, STEP_ACTION_START, NULL, app->current, NULL);
+                } else {
+                        state_app_set_spec(&s->state, app, c->spec);
+                        app->deleting = false;
+                        deployment_add_step(d, id, action, from, app->current, NULL);
+                }
+                app_version_unref(from);
+                c->spec = NULL; /* taken over */
+                emit(s, "api_post_event", json_pack("{s:s, s:s}", "appId", id, "version", version));
+        }
+        if (deployment_resolve_dependencies(d, &s->state, &err) < 0) {
+                /* a cycle: the specs are stored, but no deployment walks to them until fixed */
+                result_set(res, SCHED_ERR_INVALID, "%s", err.msg);
+                deployment_free(d);
+                return -ELOOP;
+        }
+        Deployment **tail = &s->deployments;
+        while (*tail)
+                tail = &(*tail)->next;
+        *tail = d;
+        metrics_gauge_add(s->m_deployments, 1);
+        persist_deployment(s, d);
+        log_info("deployment %s started: %zu app%s", d->id, d->n_steps, d->n_steps == 1 ? "" : "s");
+        *ret_deployment = d;
+        advance_deployment(s, d);
+        /* the deployment may already be over (nothing to do): the caller still gets its id */
+        return 0;
+}
+
+static const char *const step_command_names[_STEP_COMMAND_MAX] = {
+        [STEP_COMMAND_STOP] = "stop",
+        [STEP_COMMAND_ROLLBACK] = "rollback",
+        [STEP_COMMAND_RETRY] = "retry",
+};
+
+const char *step_command_to_string(StepCommand c)
+{
+        return c >= 0 && c < _STEP_COMMAND_MAX ? step_command_names[c] : NULL;
+}
+
+StepCommand step_command_from_string(const char *s)
+{
+        for (int i = 0; s && i < _STEP_COMMAND_MAX; i++)
+                if (streq(s, step_command_names[i]))
+                        return (StepCommand)i;
+        return _STEP_COMMAND_INVALID;
+}
+
+Deployment *scheduler_deployment(Scheduler *s, const char *id)
+{
+        for (Deployment *d = s->deployments; d; d = d->next)
+                if (streq(d->id, id))
+                        return d;
+        return NULL;
+}
+
+int scheduler_step_command(Scheduler *s, const char *deployment_id, const char *app_id, StepCommand cmd,
+                           SchedulerResult *res)
+{
+        Deployment *d = scheduler_deployment(s, deployment_id);
+        DeploymentStep *st;
+        int r;
+
+        *res = (SchedulerResult){ 0 };
+        if (!d) {
+                result_set(res, SCHED_ERR_NOT_FOUND, "deployment %s does not exist (or already finished)",
+                           deployment_id);
+                return -ENOENT;
+        }
+        st = deployment_step(d, app_id);
+        if (!st) {
+                result_set(res, SCHED_ERR_NOT_FOUND, "deployment %s has no step for app %s", deployment_id,
+                           app_id);
+                return -ENOENT;
+        }
+        switch (cmd) {
+        case STEP_COMMAND_STOP:
+                if (step_state_is_final(st->state)) {
+                        result_set(res, SCHED_ERR_CONFLICT, "the step of %s is already %s", app_id,
+                                   step_state_to_string(st->state));
+                        return -EBUSY;
+                }
+                step_finish(s, d, st, STEP_STOPPED, "stopped by an operator");
+                break;
+        case STEP_COMMAND_ROLLBACK:
+                if (st->rollback && !step_state_is_final(st->state)) {
+                        result_set(res, SCHED_ERR_CONFLICT, "the step of %s is already rolling back",
+                                   app_id);
+                        return -EBUSY;
+                }
+                if (!st->from && st->action != STEP_ACTION_START) {
+                        result_set(res, SCHED_ERR_CONFLICT, "%s has no previous version to roll back to",
+                                   app_id);
+                        return -EBUSY;
+                }
+                if (st->action == STEP_ACTION_STOP) {
+                        result_set(res, SCHED_ERR_CONFLICT, "the removal of %s cannot be rolled back",
+                                   app_id);
+                        return -EBUSY;
+                }
+                r = rollback_step(s, d, st, res);
+                if (r < 0)
+                        return r;
+                break;
+        case STEP_COMMAND_RETRY:
+                if (st->state != STEP_FAILED && st->state != STEP_STOPPED) {
+                        result_set(res, SCHED_ERR_CONFLICT,
+                                   "only a failed or stopped step can be retried (%s is %s)", app_id,
+                                   step_state_to_string(st->state));
+                        return -EBUSY;
+                }
+                st->state = STEP_WAITING;
+                break;
+        default:
+                return -EINVAL;
+        }
+        persist_deployment(s, d);
+        emit(s, "deployment_info",
+             json_pack("{s:s, s:s, s:s}", "deploymentId", d->id, "appId", app_id, "command",
+                       step_command_to_string(cmd)));
+        advance_deployment(s, d);
+        return 0;
+}
+
+int scheduler_cancel_deployment(Scheduler *s, const char *deployment_id, bool force, Deployment **ret,
+                                SchedulerResult *res)
+{
+        Deployment *d = scheduler_deployment(s, deployment_id);
+        int r;
+
+        *res = (SchedulerResult){ 0 };
+        *ret = NULL;
+        if (!d) {
+                result_set(res, SCHED_ERR_NOT_FOUND, "deployment %s does not exist (or already finished)",
+                           deployment_id);
+                return -ENOENT;
+        }
+        if (force) {
+                for (size_t i = 0; i < d->n_steps; i++)
+                        if (!step_state_is_final(d->steps[i].state))
+                                step_finish(s, d, &d->steps[i], STEP_STOPPED, "the deployment was stopped");
+                finish_deployment(s, d);
+                return 0;
+        }
+        /* roll every step back, in this deployment (its id stays what the operator knows) */
+        for (size_t i = 0; i < d->n_steps; i++) {
+                DeploymentStep *st = &d->steps[i];
+                if (st->action == STEP_ACTION_STOP || st->rollback)
+                        continue;
+                if (!step_state_is_final(st->state) || st->state == STEP_FAILED ||
+                    st->state == STEP_SUCCEEDED) {
+                        r = rollback_step(s, d, st, res);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        persist_deployment(s, d);
+        advance_deployment(s, d);
+        *ret = scheduler_deployment(s, deployment_id);
+        return 0;
+}
+
+int scheduler_kill_tasks(Scheduler *s, char *const *task_ids, size_t n, bool scale, Deployment **ret,
+                         SchedulerResult *res)
+{
+        *res = (SchedulerResult){ 0 };
+        *ret = NULL;
+        for (size_t k = 0; k < n; k++)
+                if (!state_instance(&s->state, task_ids[k])) {
+                        result_set(res, SCHED_ERR_NOT_FOUND, "Task '%s' does not exist", task_ids[k]);
+                        return -ENOENT;
+                }
+        if (scale) {
+                /* lower each app by its killed tasks, as a deployment; the kills come from the planner */
+                for (size_t k = 0; k < n; k++) {
+                        Instance *i = state_instance(&s->state, task_ids[k]);
+                        i->kill_sent = true; /* picked first and not replaced */
+                        i->kill_sent_at = now_s();
+                        s->master->ops->kill(s->master, i->task_id, i->agent ? i->agent->id : NULL, -1);
+                        persist_instance(s, i);
+                }
+                /* scaling apps by their killed count */
+                for (size_t k = 0; k < n; k++) {
+                        Instance *i = state_instance(&s->state, task_ids[k]);
+                        if (!i)
+                                continue;
+                        App *app = i->app;
+                        _cleanup_(json_decrefp) json_t *j = app_spec_to_json(app->current->spec);
+                        uint32_t dec = 0;
+                        for (size_t m = 0; m < n; m++) {
+                                Instance *o = state_instance(&s->state, task_ids[m]);
+                                if (o && o->app == app)
+                                        dec++;
+                        }
+                        uint32_t want = app->current->spec->instances > dec
+                                                ? app->current->spec->instances - dec
+                                                : 0;
+                        JsonErrors errs = { 0 };
+                        AppSpec *spec = NULL;
+                        json_object_set_new(j, "instances", json_integer(want));
+                        json_object_del(j, "version");
+                        if (app_spec_from_json(j, NULL, &spec, &errs) < 0)
+                                continue;
+                        AppChange c = { .spec = spec };
+                        if (scheduler_apply(s, &c, 1, true, ret, res) < 0) {
+                                app_spec_free(c.spec);
+                                return -EIO;
+                        }
+                        break; /* one app per request is what the CLI does; others follow the planner */
+                }
+                return 0;
+        }
+        for (size_t k = 0; k < n; k++) {
+                Instance *i = state_instance(&s->state, task_ids[k]);
+                int64_t grace = i->version->spec->task_kill_grace_seconds;
+                if (s->master->ops->kill(s->master, i->task_id, i->agent ? i->agent->id : NULL,
+                                         grace >= 0 ? grace * NSEC_PER_SEC : -1) >= 0) {
+                        /* killed, not scaled: the app replaces it */
+                        metrics_counter_inc(s->m_killed);
+                }
+        }
+        return 0;
+}
+
+/* ---- queue ---- */
+
+size_t scheduler_queue(Scheduler *s, QueueEntry *ret, size_t max)
+{
+        size_t n = 0;
+        const char *k;
+        void *v;
+        size_t it = 0;
+        double now = now_s();
+
+        while (n < max && hashmap_next(&s->state.apps, &it, &k, &v)) {
+                App *app = v;
+                AppVersion *ver;
+                uint32_t waiting = 0;
+                /* demand ignoring backoff, to show it with its delay */
+                double saved = app->next_launch_at;
+                app->next_launch_at = 0;
+                waiting = launch_demand(s, app, &ver);
+                app->next_launch_at = saved;
+                if (waiting == 0)
+                        continue;
+                QueueEntry *e = &ret[n++];
+                *e = (QueueEntry){ .app = app, .count = waiting };
+                e->delay_left_s = app->next_launch_at > now ? app->next_launch_at - now : 0;
+                QueueInfo *q = hashmap_get(&s->queue_info, app->id);
+                if (q) {
+                        e->processed = q->processed;
+                        e->unused = q->unused;
+                        memcpy(e->rejects, q->rejects, sizeof(e->rejects));
+                        for (size_t r = 0; r < q->n_reasons; r++)
+                                e->reasons[e->n_reasons++] = q->reasons[r];
+                }
+        }
+        return n;
+}
+
+/* ---- lifetime ---- */
+
+State *scheduler_state(Scheduler *s)
+{
+        return &s->state;
+}
+
+const SchedulerConfig *scheduler_config(const Scheduler *s)
+{
+        return &s->cfg;
+}
+
+MetricsRegistry *scheduler_metrics(Scheduler *s)
+{
+        return s->metrics;
+}
+
+Deployment *scheduler_deployments(Scheduler *s)
+{
+        return s->deployments;
+}
+
+bool scheduler_connected(const Scheduler *s)
+{
+        return s->subscribed;
+}
+
+const char *scheduler_leader(const Scheduler *s)
+{
+        return s->master ? s->master->ops->leader(s->master) : "";
+}
+
+void scheduler_set_event_sink(Scheduler *s, scheduler_event_fn fn, void *userdata)
+{
+        s->event_fn = fn;
+        s->event_userdata = userdata;
+}
+
+static int register_metrics(Scheduler *s, PacerError *err)
+{
+        static const double commit_buckets[] = { 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1 };
+        int r = 0;
+
+        s->metrics = metrics_registry_new();
+        if (!s->metrics)
+                return -ENOMEM;
+#define COUNTER(field, name, help) \
+        if (r >= 0)                \
+                r = metrics_counter(s->metrics, name, help, NULL, &s->field, err);
+#define GAUGE(field, name, help) \
+        if (r >= 0)              \
+                r = metrics_gauge(s->metrics, name, help, NULL, &s->field, err);
+        COUNTER(m_updates, "pacer_status_updates_total", "Status updates received from the master.");
+        COUNTER(m_offers, "pacer_offers_total", "Offers received.");
+        COUNTER(m_launched, "pacer_tasks_launched_total", "Tasks launched.");
+        COUNTER(m_killed, "pacer_tasks_killed_total", "Kills sent.");
+        COUNTER(m_acks, "pacer_acknowledgements_total", "Status updates acknowledged after a store commit.");
+        COUNTER(m_declined, "pacer_offers_declined_total", "Offers declined.");
+        COUNTER(m_strays, "pacer_stray_tasks_killed_total",
+                "Running tasks this scheduler did not know, killed.");
+        COUNTER(m_commit_failures, "pacer_store_commit_failures_total", "Store commits that failed.");
+        GAUGE(m_apps, "pacer_apps", "Apps.");
+        GAUGE(m_instances, "pacer_instances", "Instances (tasks) known.");
+        GAUGE(m_deployments, "pacer_deployments", "Running deployments.");
+#undef COUNTER
+#undef GAUGE
+        if (r >= 0)
+                r = metrics_histogram(s->metrics, "pacer_store_commit_seconds",
+                                      "Duration of one store commit.", commit_buckets,
+                                      ELEMENTSOF(commit_buckets), NULL, &s->m_commit_seconds, err);
+        return r < 0 ? r : 0;
+}
+
+int scheduler_new(struct ev_loop *loop, const SchedulerConfig *cfg, Scheduler **ret, PacerError *err)
+{
+        Scheduler *s = calloc(1, sizeof(*s));
+        StoreOptions so = { .framework_name = cfg->master.name };
+        int r;
+
+        if (!s)
+                return -ENOMEM;
+        s->loop = loop;
+        s->cfg = *cfg;
+        if (s->cfg.launches_per_round == 0)
+                s->cfg.launches_per_round = LAUNCHES_PER_ROUND_DEFAULT;
+        if (s->cfg.reconcile_interval_s <= 0)
+                s->cfg.reconcile_interval_s = 900;
+        state_init(&s->state);
+        s->queue_info = HASHMAP_INIT;
+        r = register_metrics(s, err);
+        if (r < 0) {
+                scheduler_free(s);
+                return r;
+        }
+        so.sqlite.data_dir = cfg->data_dir;
+        so.sqlite.sync = cfg->store_sync;
+        so.sqlite.max_pages = cfg->store_max_pages;
+        r = store_sqlite_open(&so, &s->store, err);
+        if (r < 0) {
+                scheduler_free(s);
+                return r;
+        }
+        r = recover(s, err);
+        if (r < 0) {
+                scheduler_free(s);
+                return r;
+        }
+        metrics_gauge_set(s->m_apps, (double)hashmap_count(&s->state.apps));
+        metrics_gauge_set(s->m_instances, (double)hashmap_count(&s->state.instances));
+        for (Deployment *d = s->deployments; d; d = d->next)
+                metrics_gauge_add(s->m_deployments, 1);
+        ev_prepare_init(&s->commit_watcher, on_prepare);
+        s->commit_watcher.data = s;
+        ev_timer_init(&s->tick, on_tick, TICK_S, TICK_S);
+        s->tick.data = s;
+        ev_timer_init(&s->reconcile_timer, on_reconcile_timer, 0., 0.);
+        s->reconcile_timer.data = s;
+        *ret = s;
+        return 0;
+}
+
+int scheduler_start(Scheduler *s, Master *master)
+{
+        s->master = master;
+        ev_prepare_start(s->loop, &s->commit_watcher);
+        ev_timer_start(s->loop, &s->tick);
+        return master->ops->start(master, s->state.framework_id);
+}
+
+static const MasterCallbacks callbacks = { .subscribed = on_subscribed,
+                                           .event = on_event,
+                                           .disconnected = on_disconnected };
+
+const MasterCallbacks *scheduler_master_callbacks(void)
+{
+        return &callbacks;
+}
+
+Scheduler *scheduler_free(Scheduler *s)
+{
+        const char *k;
+        void *v;
+        size_t it = 0;
+
+        if (!s)
+                return NULL;
+        ev_prepare_stop(s->loop, &s->commit_watcher);
+        ev_timer_stop(s->loop, &s->tick);
+        ev_timer_stop(s->loop, &s->reconcile_timer);
+        if (s->store && store_pending(s->store)) {
+                PacerError err;
+                if (store_commit(s->store, &err) < 0)
+                        log_error("final store commit failed: %s", err.msg);
+        }
+        drop_acks(s);
+        free(s->acks);
+        while (s->deployments) {
+                Deployment *d = s->deployments;
+                s->deployments = d->next;
+                deployment_free(d);
+        }
+        while (hashmap_next(&s->queue_info, &it, &k, &v))
+                free(v);
+        hashmap_done(&s->queue_info);
+        state_done(&s->state);
+        store_close(s->store);
+        metrics_registry_free(s->metrics);
+        free(s);
+        return NULL;
+}

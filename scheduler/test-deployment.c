@@ -1,0 +1,342 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Tests for deployments: the planner's rolling replacement within
+ * upgradeStrategy (never below minimumHealthCapacity ready, never above
+ * maximumOverCapacity in total), scale up and down with killSelection,
+ * stopping, dependency ordering with cycles, and the store round trip. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "deployment.h"
+#include "json.h"
+#include "log.h"
+
+static AppSpec *spec(const char *json_text, const char *version)
+{
+        json_t *j = NULL;
+        JsonErrors errs = { 0 };
+        AppSpec *s = NULL;
+
+        assert_int_equal(json_parse(json_text, strlen(json_text), NULL, &j, NULL), 0);
+        if (app_spec_from_json(j, NULL, &s, &errs) < 0) {
+                PacerError e;
+                json_errors_to_error(&errs, &e);
+                fail_msg("spec does not validate: %s", e.msg);
+        }
+        json_decref(j);
+        assert_int_equal(app_spec_set_version(s, version), 0);
+        return s;
+}
+
+static Instance *add(State *st, App *app, AppVersion *v, TaskState state, bool ready, double staged)
+{
+        Instance *i;
+        assert_int_equal(state_instance_new(st, app, v, &i), 0);
+        i->state = state;
+        i->registration = ready ? REGISTRATION_REGISTERED : REGISTRATION_REGISTERING;
+        i->health = HEALTH_UNKNOWN;
+        i->staged_at = staged;
+        return i;
+}
+
+typedef struct Fixture {
+        State st;
+        App *app;
+        AppVersion *old, *new;
+} Fixture;
+
+/* An app with n_old ready instances of an old version and a new version with the given strategy. */
+static void setup(Fixture *f, unsigned n_old, unsigned target, double min_health, double over)
+{
+        char json[512];
+
+        state_init(&f->st);
+        assert_int_equal(state_app_add(&f->st,
+                                       spec("{\"id\":\"/web\",\"cmd\":\"sleep 1\",\"instances\":3}",
+                                            "2026-01-01T00:00:00.000Z"),
+                                       &f->app),
+                         0);
+        f->old = f->app->current;
+        for (unsigned i = 0; i < n_old; i++)
+                add(&f->st, f->app, f->old, TASK_STATE(TASK_RUNNING), true, 100 + i);
+        snprintf(json, sizeof(json),
+                 "{\"id\":\"/web\",\"cmd\":\"sleep 2\",\"instances\":%u,\"upgradeStrategy\":"
+                 "{\"minimumHealthCapacity\":%g,\"maximumOverCapacity\":%g}}",
+                 target, min_health, over);
+        assert_int_equal(state_app_set_spec(&f->st, f->app, spec(json, "2026-01-02T00:00:00.000Z")), 0);
+        f->new = f->app->current;
+}
+
+static void teardown(Fixture *f)
+{
+        state_done(&f->st);
+}
+
+static DeploymentStep restart_step(Fixture *f)
+{
+        return (DeploymentStep){ .app_id = "/web",
+                                 .action = STEP_ACTION_RESTART,
+                                 .state = STEP_RUNNING,
+                                 .from = f->old,
+                                 .to = f->new };
+}
+
+static unsigned count(App *app, AppVersion *v, bool only_ready)
+{
+        unsigned n = 0;
+        for (Instance *i = app->instances; i; i = i->next)
+                if (instance_active(i) && (!v || i->version == v) && (!only_ready || instance_ready(i)))
+                        n++;
+        return n;
+}
+
+/* Runs the planner to completion, launching what it asks (made ready one at a
+ * time) and killing what it asks, checking the capacity bounds at every turn. */
+static unsigned simulate(Fixture *f, unsigned target, unsigned min_ready, unsigned max_total)
+{
+        DeploymentStep st = restart_step(f);
+        unsigned turns = 0;
+        double t = 1000;
+
+        for (;;) {
+                PlanActions p;
+                planner_plan(f->app, &st, &p);
+                for (size_t k = 0; k < p.n_kill; k++)
+                        p.kill[k]->kill_sent = true;
+                assert_true(count(f->app, NULL, true) >= min_ready);
+                for (uint32_t l = 0; l < p.launch; l++)
+                        add(&f->st, f->app, f->new, TASK_STATE(TASK_STAGING), false, t++);
+                assert_true(count(f->app, NULL, false) <= max_total);
+                if (p.done)
+                        break;
+                /* one staged instance of the new version becomes ready per turn */
+                bool progressed = p.n_kill > 0 || p.launch > 0;
+                for (Instance *i = f->app->instances; i; i = i->next)
+                        if (instance_active(i) && i->version == f->new && !instance_ready(i)) {
+                                i->state = TASK_STATE(TASK_RUNNING);
+                                i->registration = REGISTRATION_REGISTERED;
+                                progressed = true;
+                                break;
+                        }
+                assert_true(progressed); /* never stuck */
+                assert_true(++turns < 100);
+        }
+        assert_int_equal(count(f->app, f->new, true), target);
+        assert_int_equal(count(f->app, f->old, false), 0);
+        return turns;
+}
+
+static void test_rolling_default_strategy(void **state)
+{
+        Fixture f;
+        setup(&f, 3, 3, 1.0, 1.0);
+        DeploymentStep st = restart_step(&f);
+        PlanActions p;
+        planner_plan(f.app, &st, &p);
+        /* over capacity allowed: all three new ones at once, no old one killed before they are ready */
+        assert_int_equal(p.launch, 3);
+        assert_int_equal(p.n_kill, 0);
+        assert_false(p.done);
+        teardown(&f);
+
+        setup(&f, 3, 3, 1.0, 1.0);
+        simulate(&f, 3, 3, 6);
+        teardown(&f);
+}
+
+static void test_rolling_half_capacity_no_overshoot(void **state)
+{
+        Fixture f;
+        setup(&f, 4, 4, 0.5, 0.0);
+        DeploymentStep st = restart_step(&f);
+        PlanActions p;
+        planner_plan(f.app, &st, &p);
+        /* no room to grow: two old ones go first, keeping two ready */
+        assert_int_equal(p.launch, 0);
+        assert_int_equal(p.n_kill, 2);
+        teardown(&f);
+
+        setup(&f, 4, 4, 0.5, 0.0);
+        simulate(&f, 4, 2, 4);
+        teardown(&f);
+}
+
+static void test_full_capacity_no_overshoot_allows_one_extra(void **state)
+{
+        Fixture f;
+        setup(&f, 2, 2, 1.0, 0.0);
+        DeploymentStep st = restart_step(&f);
+        PlanActions p;
+        planner_plan(f.app, &st, &p);
+        /* (1, 0) would deadlock: one instance over capacity, as Marathon does */
+        assert_int_equal(p.launch, 1);
+        assert_int_equal(p.n_kill, 0);
+        teardown(&f);
+
+        setup(&f, 2, 2, 1.0, 0.0);
+        simulate(&f, 2, 2, 3);
+        teardown(&f);
+}
+
+static void test_not_ready_old_instances_go_first(void **state)
+{
+        Fixture f;
+        setup(&f, 3, 3, 1.0, 0.0);
+        /* one old instance is unhealthy: it holds no capacity and is replaced first */
+        Instance *sick = f.app->instances;
+        sick->registration = REGISTRATION_FAILED;
+        DeploymentStep st = restart_step(&f);
+        PlanActions p;
+        planner_plan(f.app, &st, &p);
+        assert_int_equal(p.n_kill, 1);
+        assert_ptr_equal(p.kill[0], sick);
+        teardown(&f);
+}
+
+static void test_scale_up_and_down_with_kill_selection(void **state)
+{
+        Fixture f;
+        PlanActions p;
+
+        state_init(&f.st);
+        assert_int_equal(
+                state_app_add(&f.st, spec("{\"id\":\"/web\",\"cmd\":\"x\",\"instances\":5}", "v1"), &f.app),
+                0);
+        f.new = f.app->current;
+        Instance *a = add(&f.st, f.app, f.new, TASK_STATE(TASK_RUNNING), true, 10);
+        Instance *b = add(&f.st, f.app, f.new, TASK_STATE(TASK_RUNNING), true, 20);
+        Instance *c = add(&f.st, f.app, f.new, TASK_STATE(TASK_RUNNING), true, 30);
+        DeploymentStep st = {
+                .app_id = "/web", .action = STEP_ACTION_SCALE, .state = STEP_RUNNING, .to = f.new
+        };
+        planner_plan(f.app, &st, &p);
+        assert_int_equal(p.launch, 2);
+        assert_int_equal(p.n_kill, 0);
+
+        f.new->spec->instances = 1;
+        planner_plan(f.app, &st, &p);
+        assert_int_equal(p.launch, 0);
+        assert_int_equal(p.n_kill, 2);
+        /* YOUNGEST_FIRST (default): c then b */
+        assert_ptr_equal(p.kill[0], c);
+        assert_ptr_equal(p.kill[1], b);
+        f.new->spec->kill_selection = KILL_SELECTION_OLDEST_FIRST;
+        planner_plan(f.app, &st, &p);
+        assert_ptr_equal(p.kill[0], a);
+        assert_ptr_equal(p.kill[1], b);
+
+        /* done once the count matches and all are ready */
+        b->kill_sent = c->kill_sent = true;
+        planner_plan(f.app, &st, &p);
+        assert_true(p.done);
+        teardown(&f);
+}
+
+static void test_stop_kills_everything(void **state)
+{
+        Fixture f;
+        PlanActions p;
+
+        setup(&f, 3, 3, 1.0, 1.0);
+        DeploymentStep st = {
+                .app_id = "/web", .action = STEP_ACTION_STOP, .state = STEP_RUNNING, .from = f.new
+        };
+        planner_plan(f.app, &st, &p);
+        assert_int_equal(p.n_kill, 3);
+        assert_false(p.done);
+        teardown(&f);
+}
+
+static void test_dependencies_and_cycles(void **state)
+{
+        State st;
+        App *a, *b, *c;
+        Deployment *d;
+        PacerError err = { "" };
+
+        state_init(&st);
+        assert_int_equal(state_app_add(&st, spec("{\"id\":\"/db\",\"cmd\":\"x\"}", "v1"), &a), 0);
+        assert_int_equal(
+                state_app_add(&st, spec("{\"id\":\"/api\",\"cmd\":\"x\",\"dependencies\":[\"/db\"]}", "v1"),
+                              &b),
+                0);
+        assert_int_equal(
+                state_app_add(&st, spec("{\"id\":\"/web\",\"cmd\":\"x\",\"dependencies\":[\"/api\"]}", "v1"),
+                              &c),
+                0);
+        d = deployment_new("v1");
+        deployment_add_step(d, "/web", STEP_ACTION_START, NULL, c->current, NULL);
+        deployment_add_step(d, "/api", STEP_ACTION_START, NULL, b->current, NULL);
+        deployment_add_step(d, "/db", STEP_ACTION_START, NULL, a->current, NULL);
+        assert_int_equal(deployment_resolve_dependencies(d, &st, &err), 0);
+        assert_int_equal(deployment_step(d, "/web")->n_deps, 1);
+        assert_string_equal(deployment_step(d, "/web")->deps[0], "/api");
+        assert_int_equal(deployment_step(d, "/db")->n_deps, 0);
+
+        /* Marathon's steps: one per dependency level, /db first */
+        json_t *j = deployment_to_json(d, &st);
+        assert_int_equal(json_integer_value(json_object_get(j, "totalSteps")), 3);
+        json_t *steps = json_object_get(j, "steps");
+        assert_string_equal(
+                json_string_value(json_object_get(
+                        json_array_get(json_object_get(json_array_get(steps, 0), "actions"), 0), "app")),
+                "/db");
+        json_decref(j);
+
+        /* the store round trip keeps states, reasons and dependencies */
+        deployment_step(d, "/db")->state = STEP_FAILED;
+        snprintf(deployment_step(d, "/db")->reason, DEPLOYMENT_REASON_MAX, "crash loop");
+        Buf b2 = BUF_INIT(65536);
+        assert_int_equal(deployment_encode(d, &b2), 0);
+        Deployment *back;
+        assert_int_equal(deployment_decode(b2.data, b2.len, &st, &back, &err), 0);
+        assert_string_equal(back->id, d->id);
+        assert_int_equal(deployment_step(back, "/db")->state, STEP_FAILED);
+        assert_string_equal(deployment_step(back, "/db")->reason, "crash loop");
+        assert_ptr_equal(deployment_step(back, "/web")->to, c->current);
+        assert_int_equal(deployment_step(back, "/api")->n_deps, 1);
+        deployment_free(back);
+        /* garbage is an error, not a crash */
+        assert_true(deployment_decode("{\"id\":1}", 8, &st, &back, &err) < 0);
+        assert_true(deployment_decode("[", 1, &st, &back, &err) < 0);
+        buf_done(&b2);
+        deployment_free(d);
+
+        /* a cycle is refused, naming an app on it */
+        App *x, *y;
+        assert_int_equal(state_app_add(&st,
+                                       spec("{\"id\":\"/x\",\"cmd\":\"x\",\"dependencies\":[\"/y\"]}", "v1"),
+                                       &x),
+                         0);
+        assert_int_equal(state_app_add(&st,
+                                       spec("{\"id\":\"/y\",\"cmd\":\"x\",\"dependencies\":[\"/x\"]}", "v1"),
+                                       &y),
+                         0);
+        d = deployment_new("v1");
+        deployment_add_step(d, "/x", STEP_ACTION_START, NULL, x->current, NULL);
+        deployment_add_step(d, "/y", STEP_ACTION_START, NULL, y->current, NULL);
+        assert_int_equal(deployment_resolve_dependencies(d, &st, &err), -ELOOP);
+        assert_non_null(strstr(err.msg, "cycle"));
+        deployment_free(d);
+        state_done(&st);
+}
+
+int main(void)
+{
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_rolling_default_strategy),
+                cmocka_unit_test(test_rolling_half_capacity_no_overshoot),
+                cmocka_unit_test(test_full_capacity_no_overshoot_allows_one_extra),
+                cmocka_unit_test(test_not_ready_old_instances_go_first),
+                cmocka_unit_test(test_scale_up_and_down_with_kill_selection),
+                cmocka_unit_test(test_stop_kills_everything),
+                cmocka_unit_test(test_dependencies_and_cycles),
+        };
+        log_set_level(LOG_LEVEL_ERROR);
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
