@@ -54,8 +54,10 @@ static const char *default_executor_path(const char *argv0, char *buf, size_t si
                 if (slash) {
                         *slash = 0;
                         for (size_t i = 0; i < ELEMENTSOF(candidates); i++) {
-                                snprintf(buf, size, "%s%s", self, candidates[i]);
                                 char real[PATH_MAX];
+                                int k = snprintf(buf, size, "%.*s%s", (int)(size - 32), self, candidates[i]);
+                                if (k < 0 || (size_t)k >= size)
+                                        continue;
                                 if (access(buf, X_OK) == 0 && realpath(buf, real)) {
                                         snprintf(buf, size, "%s", real);
                                         return buf;
