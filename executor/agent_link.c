@@ -104,8 +104,9 @@ static int64_t jitter(int64_t ns)
         uint32_t r = 0;
         if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
                 r = (uint32_t)ns;
-        /* uniformly in [ns/2, ns]: spread reconnects of many executors after an agent restart */
-        return ns / 2 + (int64_t)((double)(ns / 2) * ((double)r / (double)UINT32_MAX));
+        /* uniformly in [0, ns], as Mesos's own executor library: spreads the reconnects of many
+         * executors after an agent restart and leaves margin in its re-registration window */
+        return (int64_t)((double)ns * ((double)r / (double)UINT32_MAX));
 }
 
 /* The stream is gone (or never came up): reconnect later, or give up. */

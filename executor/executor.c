@@ -26,6 +26,8 @@ extern char **environ;
 #define SHUTDOWN_RESERVE_PCT 10
 #define MESSAGE_MAX          512
 #define TASK_PORTS_MAX       64
+/* Polling for the last processes of a group after its leader exited during a kill. */
+#define GROUP_POLL_S 0.02
 
 typedef enum Phase {
         PHASE_STARTING, /* forked; waiting to learn whether exec succeeded */
@@ -57,6 +59,7 @@ typedef struct Task {
         int64_t drain_ns;
         ev_timer kill_timer;
         ev_timer drain_timer;
+        ev_timer group_timer; /* the leader is gone; waiting for the rest of its group */
         bool term_sent;
 
         CheckSpec *specs;
@@ -84,6 +87,7 @@ struct Executor {
         char *agent_hostname;
         bool task_killing_capable; /* the framework understands TASK_KILLING */
         bool shutting_down;
+        bool exit_when_acked; /* no task: exit once every update is acknowledged */
         bool exiting;
         int exit_code;
         ev_tstamp stop_deadline; /* 0: none */
@@ -397,6 +401,7 @@ static Task *task_free(Executor *e, Task *t)
                 return NULL;
         ev_timer_stop(e->loop, &t->kill_timer);
         ev_timer_stop(e->loop, &t->drain_timer);
+        ev_timer_stop(e->loop, &t->group_timer);
         for (size_t i = 0; t->checkers && i < t->n_specs; i++)
                 checker_free(t->checkers[i]);
         free(t->checkers);
@@ -428,6 +433,7 @@ static void task_finish(Executor *e, Task *t)
         char how[128];
 
         ev_timer_stop(e->loop, &t->kill_timer);
+        ev_timer_stop(e->loop, &t->group_timer);
         t->phase = PHASE_DONE;
         if (t->cause == STOP_AGENT_LOST) {
                 log_error_s(t->id, "task stopped because %s; no agent to report to", t->stop_why);
@@ -479,10 +485,22 @@ static void on_kill_timer(struct ev_loop *loop, ev_timer *w, int revents)
         Executor *e = w->data;
         Task *t = e->task;
 
-        if (!t || !task_process_running(t->proc))
+        if (!t || !task_process_group_alive(t->proc))
                 return;
         log_warn_s(t->id, "still running %.1fs after SIGTERM: sending SIGKILL", ns_to_ev(t->kill_grace_ns));
         task_process_signal(t->proc, SIGKILL);
+}
+
+/* The leader exited during the grace period; what it started may still be
+ * shutting down cleanly. Poll the group until it is empty (the kill timer
+ * SIGKILLs it at the end of the grace period). */
+static void on_group_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+        Executor *e = w->data;
+        Task *t = e->task;
+
+        if (t && t->phase == PHASE_STOPPING && !task_process_group_alive(t->proc))
+                task_finish(e, t);
 }
 
 /* Step 3 of stopping: SIGTERM now, SIGKILL when the grace period ends. */
@@ -490,7 +508,7 @@ static void task_terminate(Executor *e, Task *t)
 {
         double grace = ns_to_ev(t->kill_grace_ns);
 
-        if (!task_process_running(t->proc)) {
+        if (!task_process_group_alive(t->proc)) {
                 task_finish(e, t);
                 return;
         }
@@ -503,6 +521,8 @@ static void task_terminate(Executor *e, Task *t)
         task_process_signal(t->proc, SIGTERM);
         ev_timer_set(&t->kill_timer, grace, 0.);
         ev_timer_start(e->loop, &t->kill_timer);
+        if (!task_process_running(t->proc))
+                ev_timer_start(e->loop, &t->group_timer); /* the leader is already gone */
 }
 
 static void on_drain_timer(struct ev_loop *loop, ev_timer *w, int revents)
@@ -520,7 +540,7 @@ static void task_drain(Executor *e, Task *t, bool was_registered)
         if (e->stop_deadline > 0) /* under SHUTDOWN: at most half of what is left */
                 drain = MIN(drain, time_left_ns(e, 0) / 2);
 
-        if (t->cause == STOP_EXITED || !was_registered || drain <= 0 || !task_process_running(t->proc)) {
+        if (t->cause == STOP_EXITED || !was_registered || drain <= 0 || !task_process_group_alive(t->proc)) {
                 task_terminate(e, t);
                 return;
         }
@@ -633,14 +653,22 @@ static void on_task_exited(TaskProcess *p, int wstatus, void *userdata)
         t->wstatus = wstatus;
         log_info_s(t->id, "task process %s", task_describe_wstatus(wstatus, how, sizeof(how)));
         if (t->phase < PHASE_STOPPING) {
+                /* what the task left running is not the task anymore */
+                task_process_signal(t->proc, SIGKILL);
                 task_stop(e, STOP_EXITED, 0, how);
                 return;
         }
         if (t->phase != PHASE_STOPPING)
                 return;
-        if (t->term_sent || ev_is_active(&t->drain_timer)) {
+        if (ev_is_active(&t->drain_timer)) {
                 ev_timer_stop(e->loop, &t->drain_timer);
+                task_process_signal(t->proc, SIGKILL);
                 task_finish(e, t);
+        } else if (t->term_sent) {
+                if (task_process_group_alive(t->proc))
+                        ev_timer_start(e->loop, &t->group_timer);
+                else
+                        task_finish(e, t);
         }
         /* else deregistration is in progress: it continues and then finds the process gone */
 }
@@ -774,6 +802,8 @@ static void handle_launch(Executor *e, const TaskInfo *info)
         t->kill_timer.data = e;
         ev_timer_init(&t->drain_timer, on_drain_timer, 0., 0.);
         t->drain_timer.data = e;
+        ev_timer_init(&t->group_timer, on_group_timer, GROUP_POLL_S, GROUP_POLL_S);
+        t->group_timer.data = e;
         t->kill_grace_ns = kill_policy_grace(info->kill_policy, e->cfg->kill_grace_ns);
         e->task = t;
         agent_link_track_task(e->link, info);
@@ -813,6 +843,7 @@ static void handle_launch(Executor *e, const TaskInfo *info)
                 .stderr_path = errp,
                 .output_max = e->cfg->output_max_bytes,
                 .sandbox = &t->plan,
+                .linger_group = true,
         };
         TaskProcessCallbacks cb = { .started = on_task_started, .exited = on_task_exited };
         char **argv = t->cmd.argv;
@@ -839,6 +870,12 @@ static void handle_launch_group(Executor *e, const Mesos__V1__Executor__Event__L
                             "its own ExecutorInfo instead");
         }
         log_error("LAUNCH_GROUP is not supported: its tasks were answered with TASK_ERROR");
+        if (!e->task) {
+                /* nothing to run: the agent never stops an idle custom executor, so leave once
+                 * the answers are acknowledged (or the ack wait passes) and free the resources */
+                e->exit_when_acked = true;
+                start_ack_wait(e);
+        }
 }
 
 static void handle_kill(Executor *e, const Mesos__V1__Executor__Event__Kill *k)
@@ -937,6 +974,11 @@ static void on_acknowledged(const char *task_id, TaskState state, void *userdata
         Executor *e = userdata;
         Task *t = e->task;
 
+        if (!t && e->exit_when_acked && !agent_link_has_unacked(e->link, NULL)) {
+                log_info("every update acknowledged and no task to run: exiting");
+                executor_exit(e, 0);
+                return;
+        }
         if (t && task_id && streq(task_id, t->id) && t->phase == PHASE_DONE &&
             task_state_is_terminal(state) && !agent_link_has_unacked(e->link, NULL)) {
                 log_info_s(t->id, "terminal update acknowledged: exiting");

@@ -37,6 +37,7 @@ struct TaskProcess {
         pid_t pid;
         bool running;
         bool started_reported;
+        bool linger_group;
         int start_error;
         char *program;
         ev_child child;
@@ -214,9 +215,11 @@ static void on_child(struct ev_loop *loop, ev_child *w, int revents)
         p->running = false;
         /* the exit can be seen before the error pipe: settle "started" first */
         check_errpipe(p);
-        guard_unwatch(p->pid);
-        /* members of the group the leader left behind are not the task anymore */
-        kill(-p->pid, SIGKILL);
+        if (!p->linger_group) {
+                /* members of the group the leader left behind are not the task anymore */
+                kill(-p->pid, SIGKILL);
+                guard_unwatch(p->pid);
+        }
         output_sink_drain(p->out);
         output_sink_drain(p->err);
         if (p->start_error == 0 && p->cb.exited)
@@ -258,6 +261,7 @@ int task_process_spawn(struct ev_loop *loop, const TaskSpawnOptions *o, const Ta
         if (!p)
                 return -ENOMEM;
         p->loop = loop;
+        p->linger_group = o->linger_group;
         p->cb = *cb;
         p->userdata = userdata;
         p->errfd = -1;
@@ -318,11 +322,16 @@ int task_process_spawn(struct ev_loop *loop, const TaskSpawnOptions *o, const Ta
 
 int task_process_signal(TaskProcess *p, int sig)
 {
-        if (!p || !p->running)
+        if (!p || p->pid <= 0)
                 return -ESRCH;
-        if (kill(-p->pid, sig) < 0 && kill(p->pid, sig) < 0)
+        if (kill(-p->pid, sig) < 0 && (!p->running || kill(p->pid, sig) < 0))
                 return negative_errno();
         return 0;
+}
+
+bool task_process_group_alive(const TaskProcess *p)
+{
+        return p && p->pid > 0 && (p->running || kill(-p->pid, 0) == 0);
 }
 
 pid_t task_process_pid(const TaskProcess *p)
@@ -339,7 +348,7 @@ TaskProcess *task_process_free(TaskProcess *p)
 {
         if (!p)
                 return NULL;
-        if (p->running) {
+        if (p->running || (p->linger_group && p->pid > 0)) {
                 kill(-p->pid, SIGKILL);
                 /* the child watcher goes away with us; libev still reaps the pid */
                 guard_unwatch(p->pid);

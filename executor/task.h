@@ -25,6 +25,11 @@ typedef struct TaskSpawnOptions {
         const char *stderr_path;    /* NULL: /dev/null */
         size_t output_max;          /* cap per output file before rotation; 0 = default */
         const SandboxPlan *sandbox; /* NULL: none */
+        /* When the leader exits, leave the rest of its process group to the owner
+         * (task_process_group_alive(), task_process_signal()) instead of SIGKILLing
+         * it: a shell leader dies at once on SIGTERM, and the program it started
+         * deserves the rest of its grace period. */
+        bool linger_group;
 } TaskSpawnOptions;
 
 typedef struct TaskProcessCallbacks {
@@ -38,8 +43,10 @@ typedef struct TaskProcessCallbacks {
 /* Resolves the program, forks, and returns at once; callbacks follow from the loop. */
 int task_process_spawn(struct ev_loop *loop, const TaskSpawnOptions *o, const TaskProcessCallbacks *cb,
                        void *userdata, TaskProcess **ret, PacerError *err);
-/* Sends sig to the whole process group. */
+/* Sends sig to the whole process group (also after the leader exited). */
 int task_process_signal(TaskProcess *p, int sig);
+/* True while any process of the group is left. */
+bool task_process_group_alive(const TaskProcess *p);
 pid_t task_process_pid(const TaskProcess *p);
 bool task_process_running(const TaskProcess *p);
 /* SIGKILLs the group if still running, stops watching, frees. Accepts NULL. */

@@ -95,6 +95,34 @@ def test_kill_sigterm_honoured(fake_agent, executor_bin, workdir):
     assert ex.wait_exit(10) == 0
 
 
+def test_kill_shell_leader_dies_at_once_child_gets_its_grace(fake_agent, executor_bin, workdir):
+    """dash running a command without exec dies on SIGTERM at once; the program it
+    started still gets the grace period to shut down cleanly (seen with Marathon
+    cmds on a real agent)."""
+    marker = workdir / "clean-exit"
+    prog = ("import signal,sys,time\n"
+            "def bye(*a):\n"
+            "    time.sleep(0.5)\n"
+            "    open(sys.argv[1], 'w').write('clean')\n"
+            "    sys.exit(0)\n"
+            "signal.signal(signal.SIGTERM, bye)\n"
+            "print('up', flush=True)\n"
+            "time.sleep(60)\n")
+    script = workdir / "slow_stop.py"
+    script.write_text(prog)
+    ex = launch(fake_agent, executor_bin, make_task("T1", cmd=f"true; /usr/bin/python3 {script} {marker}",
+                                                    kill_grace=10))
+    fake_agent.wait_state("T1", "TASK_RUNNING")
+    wait_for(lambda: (fake_agent.sandbox() / "stdout").exists() and "up" in (fake_agent.sandbox() / "stdout").read_text(),
+             10, "the program to be up")
+    t0 = time.monotonic()
+    fake_agent.send_kill("T1")
+    fake_agent.wait_state("T1", "TASK_KILLED", timeout=15)
+    assert marker.read_text() == "clean", "the program was cut short when its shell died"
+    assert time.monotonic() - t0 < 5, "the executor waited for the group, not the whole grace period"
+    assert ex.wait_exit(10) == 0
+
+
 def test_kill_sigterm_ignored_then_sigkill(fake_agent, executor_bin):
     ex = launch(fake_agent, executor_bin, make_task("T1", cmd="trap '' TERM; while :; do sleep 0.05; done",
                                                     kill_grace=1))
@@ -304,7 +332,7 @@ def test_duplicate_launch_ignored_second_task_rejected(fake_agent, executor_bin)
 
 
 def test_launch_group_rejected(fake_agent, executor_bin):
-    fake_agent.launch_executor(executor_bin)
+    ex = fake_agent.launch_executor(executor_bin)
     fake_agent.wait_subscribed()
     ev = Event(type=Event.LAUNCH_GROUP)
     ev.launch_group.task_group.tasks.add().CopyFrom(make_task("G1", cmd="true"))
@@ -313,6 +341,9 @@ def test_launch_group_rejected(fake_agent, executor_bin):
     for t in ("G1", "G2"):
         err = fake_agent.wait_state(t, "TASK_ERROR")
         assert "LAUNCH_GROUP" in err.message
+    # nothing to run: it leaves, instead of holding its resources forever (a real agent never
+    # stops an idle custom executor)
+    assert ex.wait_exit(10) == 0
 
 
 def test_kill_unknown_task_ignored(fake_agent, executor_bin):
