@@ -41,10 +41,11 @@ static void app_counts(const App *app, uint32_t *running, uint32_t *staged, uint
 {
         *running = *staged = *healthy = *unhealthy = *registered = 0;
         for (const Instance *i = app->instances; i; i = i->next) {
-                if (i->state == TASK_STATE(TASK_RUNNING))
-                        (*running)++;
-                else if (i->state == TASK_STATE(TASK_STAGING) || i->state == TASK_STATE(TASK_STARTING))
+                if (i->state == TASK_STATE(TASK_STAGING) || i->state == TASK_STATE(TASK_STARTING))
                         (*staged)++;
+                if (i->state != TASK_STATE(TASK_RUNNING))
+                        continue; /* health and registration count for running tasks only */
+                (*running)++;
                 if (i->health == HEALTH_HEALTHY)
                         (*healthy)++;
                 else if (i->health == HEALTH_UNHEALTHY)
@@ -180,18 +181,19 @@ static bool query_flag(HttpdRequest *req, const char *name)
 }
 
 /* "{version, deploymentId}" as Marathon answers changes. */
-static int respond_deployment(HttpdRequest *req, unsigned status, const Deployment *d)
+static int respond_change(HttpdRequest *req, unsigned status, const SchedulerResult *res)
 {
         char version[40];
-        if (!d) {
+
+        if (!*res->deployment_id) {
                 iso_time(mesos_now(), version, sizeof(version));
                 _cleanup_(json_decrefp) json_t *j =
                         json_pack("{s:s, s:n}", "version", version, "deploymentId");
                 return httpd_respond_json(req, status, j);
         }
-        httpd_request_add_header(req, "Marathon-Deployment-Id", d->id);
+        httpd_request_add_header(req, "Marathon-Deployment-Id", res->deployment_id);
         _cleanup_(json_decrefp) json_t *j =
-                json_pack("{s:s, s:s}", "version", d->version, "deploymentId", d->id);
+                json_pack("{s:s, s:s}", "version", res->version, "deploymentId", res->deployment_id);
         return httpd_respond_json(req, status, j);
 }
 
@@ -316,10 +318,10 @@ static int handle_apps_create(HttpdRequest *req, void *userdata)
         char location[APP_ID_MAX + 16];
         snprintf(location, sizeof(location), "/v2/apps%s", spec->id);
         httpd_request_add_header(req, "Location", location);
-        if (d)
-                httpd_request_add_header(req, "Marathon-Deployment-Id", d->id);
+        if (*res.deployment_id)
+                httpd_request_add_header(req, "Marathon-Deployment-Id", res.deployment_id);
         if (!app || app_json_append(&b, app) < 0)
-                return respond_deployment(req, 201, d);
+                return respond_change(req, 201, &res);
         return httpd_respond_buf(req, 201, "application/json", b.data, b.len);
 }
 
@@ -373,7 +375,7 @@ static int handle_app_update(HttpdRequest *req, void *userdata)
                 app_spec_free(c.spec);
                 return respond_result(req, &res);
         }
-        return respond_deployment(req, existed ? 200 : 201, d);
+        return respond_change(req, existed ? 200 : 201, &res);
 }
 
 static int handle_apps_batch(HttpdRequest *req, void *userdata)
@@ -422,7 +424,7 @@ static int handle_apps_batch(HttpdRequest *req, void *userdata)
                         app_spec_free(changes[i].spec);
                 return respond_result(req, &res);
         }
-        return respond_deployment(req, 200, d);
+        return respond_change(req, 200, &res);
 }
 
 static int handle_app_delete(HttpdRequest *req, void *userdata)
@@ -437,7 +439,7 @@ static int handle_app_delete(HttpdRequest *req, void *userdata)
         AppChange c = { .app_id = id };
         if (scheduler_apply(a->s, &c, 1, query_flag(req, "force"), &d, &res) < 0)
                 return respond_result(req, &res);
-        return respond_deployment(req, 200, d);
+        return respond_change(req, 200, &res);
 }
 
 static int handle_app_restart(HttpdRequest *req, void *userdata)
@@ -454,7 +456,7 @@ static int handle_app_restart(HttpdRequest *req, void *userdata)
                 app_spec_free(c.spec);
                 return respond_result(req, &res);
         }
-        return respond_deployment(req, 200, d);
+        return respond_change(req, 200, &res);
 }
 
 static int handle_app_tasks(HttpdRequest *req, void *userdata)
@@ -522,7 +524,7 @@ static int handle_tasks_delete(HttpdRequest *req, void *userdata)
         if (scheduler_kill_tasks(a->s, list, n, query_flag(req, "scale"), &d, &res) < 0)
                 return respond_result(req, &res);
         if (d)
-                return respond_deployment(req, 200, d);
+                return respond_change(req, 200, &res);
         json_t *arr = json_array();
         for (size_t i = 0; arr && i < n; i++) {
                 Instance *inst = state_instance(scheduler_state(a->s), list[i]);
@@ -541,7 +543,8 @@ static int handle_deployments(HttpdRequest *req, void *userdata)
         json_t *arr = json_array();
 
         for (Deployment *d = scheduler_deployments(a->s); arr && d; d = d->next)
-                json_array_append_new(arr, deployment_to_json(d, scheduler_state(a->s)));
+                if (!d->finished)
+                        json_array_append_new(arr, deployment_to_json(d, scheduler_state(a->s)));
         _cleanup_(json_decrefp) json_t *j = arr;
         return httpd_respond_json(req, 200, j);
 }
@@ -557,7 +560,7 @@ static int handle_deployment_delete(HttpdRequest *req, void *userdata)
                 return respond_result(req, &res);
         if (force)
                 return httpd_respond_buf(req, 202, "application/json", "{}", 2);
-        return respond_deployment(req, 200, d);
+        return respond_change(req, 200, &res);
 }
 
 static int handle_deployment_app(HttpdRequest *req, void *userdata)

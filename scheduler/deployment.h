@@ -57,6 +57,7 @@ typedef struct Deployment {
         double created_at;
         DeploymentStep *steps;
         size_t n_steps;
+        bool finished; /* over; freed at the end of the loop turn, so pointers held during it stay valid */
         struct Deployment *prev, *next;
 } Deployment;
 

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "log.h"
 #include "mesos.h"
@@ -123,7 +124,12 @@ void event_bus_publish(EventBus *b, const char *type, json_t *payload)
 
         if (!payload)
                 return;
-        snprintf(ts, sizeof(ts), "%.3f", mesos_now());
+        double now = mesos_now();
+        time_t sec = (time_t)now;
+        struct tm tm;
+        gmtime_r(&sec, &tm);
+        size_t tl = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(ts + tl, sizeof(ts) - tl, ".%03dZ", (int)((now - (double)sec) * 1000) % 1000);
         json_object_set_new(payload, "eventType", json_string(type));
         json_object_set_new(payload, "timestamp", json_string(ts));
         app = json_string_value(json_object_get(payload, "appId"));

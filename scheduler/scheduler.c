@@ -71,6 +71,7 @@ struct Scheduler {
 
 static void evaluate_app(Scheduler *s, App *app);
 static void want_offers(Scheduler *s);
+static void reap_deployments(Scheduler *s);
 
 static double now_s(void)
 {
@@ -180,6 +181,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
         struct timespec t0, t1;
         int r;
 
+        reap_deployments(s);
         if (store_pending(s->store) == 0 && s->n_acks == 0)
                 return;
         clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -438,20 +440,14 @@ static int recover(Scheduler *s, PacerError *err)
 
 /* ---- deployments ---- */
 
-static void deployment_unlink(Scheduler *s, Deployment *d)
-{
-        for (Deployment **p = &s->deployments; *p; p = &(*p)->next)
-                if (*p == d) {
-                        *p = d->next;
-                        return;
-                }
-}
-
 static void finish_deployment(Scheduler *s, Deployment *d)
 {
         bool ok = deployment_succeeded(d);
         PacerError err;
 
+        if (d->finished)
+                return;
+        d->finished = true;
         log_info("deployment %s %s", d->id, ok ? "finished" : "ended with failed or stopped steps");
         emit(s, ok ? "deployment_success" : "deployment_failed", json_pack("{s:s}", "id", d->id));
         for (size_t i = 0; i < d->n_steps; i++) {
@@ -460,9 +456,20 @@ static void finish_deployment(Scheduler *s, Deployment *d)
                         app->deployment = NULL;
         }
         store_delete(s->store, STORE_KIND_DEPLOYMENT, d->id, &err);
-        deployment_unlink(s, d);
-        deployment_free(d);
         metrics_gauge_add(s->m_deployments, -1);
+}
+
+/* Frees the deployments that finished during this loop turn. */
+static void reap_deployments(Scheduler *s)
+{
+        for (Deployment **p = &s->deployments; *p;) {
+                Deployment *d = *p;
+                if (d->finished) {
+                        *p = d->next;
+                        deployment_free(d);
+                } else
+                        p = &d->next;
+        }
 }
 
 static void step_finish(Scheduler *s, Deployment *d, DeploymentStep *st, StepState state, const char *reason)
@@ -578,6 +585,8 @@ static void run_step(Scheduler *s, Deployment *d, DeploymentStep *st, App *app)
  * ends the deployment when every step is final. */
 static void advance_deployment(Scheduler *s, Deployment *d)
 {
+        if (d->finished)
+                return;
         for (size_t i = 0; i < d->n_steps; i++) {
                 DeploymentStep *st = &d->steps[i];
                 if (st->state == STEP_WAITING && deps_satisfied(d, st))
@@ -1431,8 +1440,10 @@ int scheduler_apply(Scheduler *s, AppChange *changes, size_t n, bool force, Depl
         metrics_gauge_add(s->m_deployments, 1);
         persist_deployment(s, d);
         log_info("deployment %s started: %zu app%s", d->id, d->n_steps, d->n_steps == 1 ? "" : "s");
-        *ret_deployment = d;
-        advance_deployment(s, d);
+        snprintf(res->deployment_id, sizeof(res->deployment_id), "%s", d->id);
+        snprintf(res->version, sizeof(res->version), "%s", d->version);
+        advance_deployment(s, d); /* may already finish it (nothing to do) */
+        *ret_deployment = scheduler_deployment(s, res->deployment_id);
         /* the deployment may already be over (nothing to do): the caller still gets its id */
         return 0;
 }
@@ -1459,7 +1470,7 @@ StepCommand step_command_from_string(const char *s)
 Deployment *scheduler_deployment(Scheduler *s, const char *id)
 {
         for (Deployment *d = s->deployments; d; d = d->next)
-                if (streq(d->id, id))
+                if (!d->finished && streq(d->id, id))
                         return d;
         return NULL;
 }
@@ -1565,6 +1576,8 @@ int scheduler_cancel_deployment(Scheduler *s, const char *deployment_id, bool fo
                 }
         }
         persist_deployment(s, d);
+        snprintf(res->deployment_id, sizeof(res->deployment_id), "%s", d->id);
+        snprintf(res->version, sizeof(res->version), "%s", d->version);
         advance_deployment(s, d);
         *ret = scheduler_deployment(s, deployment_id);
         return 0;

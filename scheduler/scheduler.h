@@ -84,13 +84,18 @@ typedef enum SchedulerError {
 typedef struct SchedulerResult {
         SchedulerError kind;
         char message[512];
+        /* the deployment a change started ("" when none): it may already be over
+         * when the call returns, so callers keep these, not a pointer */
+        char deployment_id[DEPLOYMENT_ID_MAX];
+        char version[APP_VERSION_MAX + 1];
         char conflicts[4][DEPLOYMENT_ID_MAX]; /* deployments holding the apps */
         size_t n_conflicts;
 } SchedulerResult;
 
 /* Validates the whole request (dependencies, locks), persists it and starts
- * a deployment. On success *ret_deployment is it (NULL when nothing changed)
- * and changes[].spec were taken over; on failure nothing changed. */
+ * a deployment. On success res->deployment_id/version name it, *ret_deployment
+ * is it while it still runs (NULL when it already finished), and
+ * changes[].spec were taken over; on failure nothing changed. */
 int scheduler_apply(Scheduler *s, AppChange *changes, size_t n, bool force, Deployment **ret_deployment,
                     SchedulerResult *res);
 
