@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -12,6 +14,9 @@
 
 /* Groups watched at once: the task plus running command checks. */
 #define GUARD_GROUPS_MAX 64
+/* How long guard_stop() waits for the guard to exit: 50 x 10 ms. */
+#define GUARD_REAP_TRIES   50
+#define GUARD_REAP_STEP_NS 10000000L
 
 typedef struct GuardMessage {
         int32_t op; /* +1 watch, -1 unwatch */
@@ -119,6 +124,17 @@ int guard_unwatch(pid_t pgid)
 void guard_stop(void)
 {
         guard_fd = safe_close(guard_fd);
+        if (guard_child > 0) {
+                /* it exits at the pipe's end of file, after killing what is left: reap it, so it
+                 * does not linger as a zombie under a parent that never reaps (PID 1 of a container) */
+                for (int i = 0; i < GUARD_REAP_TRIES; i++) {
+                        pid_t r = waitpid(guard_child, NULL, WNOHANG);
+                        if (r == guard_child || (r < 0 && errno == ECHILD))
+                                break;
+                        struct timespec ts = { 0, GUARD_REAP_STEP_NS };
+                        nanosleep(&ts, NULL); /* the loop is over; nothing else to do */
+                }
+        }
         guard_child = 0;
 }
 

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "api.h"
+#include "consul_dev.h"
 #include "duration.h"
 #include "flags.h"
 #include "http_client.h"
@@ -74,6 +75,7 @@ int main(int argc, char **argv)
         const char *master = "local", *listen = "127.0.0.1:8080", *data_dir = "pacer-data", *name = "pacer";
         const char *user = NULL, *role = "*", *executor_path = NULL, *executor_uri = NULL, *consul = NULL;
         const char *consul_token = NULL, *store_sync = "normal", *executor_log_level = NULL;
+        const char *consul_binary = NULL;
         const char *principal = NULL;
         int64_t failover_ns = 7LL * 24 * 3600 * NSEC_PER_SEC, step_deadline_ns = 10LL * 60 * NSEC_PER_SEC;
         int64_t crash_window_ns = 5LL * 60 * NSEC_PER_SEC, crash_failures = 5, store_max_pages = 0;
@@ -119,6 +121,10 @@ int main(int argc, char **argv)
                   "Consul agent address the executors register tasks in (on each agent: usually "
                   "127.0.0.1:8500). Unset: registration off.",
                   "ADDR", 0, 0 },
+                { "consul-binary", FLAG_STRING, &consul_binary, "PACER_CONSUL_BINARY",
+                  "Local mode without --consul: the consul binary to run a dev agent with (default: consul "
+                  "on PATH; none found = registration off).",
+                  "PATH", 0, 0 },
                 { "consul-token", FLAG_STRING, &consul_token, "CONSUL_HTTP_TOKEN",
                   "ACL token passed to the executors for Consul.", "TOKEN", 0, 0 },
                 { "step-deadline", FLAG_DURATION, &step_deadline_ns, "PACER_STEP_DEADLINE",
@@ -182,6 +188,27 @@ int main(int argc, char **argv)
                 executor_path = default_executor_path(argv[0], exec_buf, sizeof(exec_buf));
         bool local = streq(master, "local");
 
+        /* Consul: the one configured, else (local mode) a dev agent of our own, else none, loudly */
+        ConsulDev dev = { 0 };
+        char consul_state[160] = "";
+        if (consul && *consul) {
+                if (!consul_dev_reachable(consul, 2 * NSEC_PER_SEC))
+                        log_warn(
+                                "Consul at %s does not answer (yet): executors will retry their registrations",
+                                consul);
+                snprintf(consul_state, sizeof(consul_state), "the configured agent");
+        } else if (local) {
+                _cleanup_free_ char *bin = consul_dev_find(consul_binary);
+                if (bin && consul_dev_start(bin, data_dir, 20 * NSEC_PER_SEC, &dev, &err) >= 0) {
+                        consul = dev.address;
+                        log_info("started a Consul dev agent (%s) on %s for local mode", bin, dev.address);
+                        snprintf(consul_state, sizeof(consul_state), "a dev agent started by the scheduler");
+                } else if (bin)
+                        log_error("cannot start a Consul dev agent: %s", err.msg);
+                else if (consul_binary)
+                        log_error("--consul-binary=%s is not an executable", consul_binary);
+        }
+
         /* what the executors get in their environment */
         char consul_env[600], token_env[400], level_env[64];
         const char *executor_env[EXECUTOR_ENV_MAX + 1] = { NULL };
@@ -198,10 +225,10 @@ int main(int argc, char **argv)
                 snprintf(level_env, sizeof(level_env), "PACER_LOG_LEVEL=%s", executor_log_level);
                 executor_env[ne++] = level_env;
         }
-        char consul_desc[700];
+        char consul_desc[900];
         if (consul && *consul)
-                snprintf(consul_desc, sizeof(consul_desc), "registration enabled: executors register in %s",
-                         consul);
+                snprintf(consul_desc, sizeof(consul_desc),
+                         "registration enabled: executors register in %s (%s)", consul, consul_state);
         else
                 snprintf(consul_desc, sizeof(consul_desc),
                          "registration DISABLED: no Consul configured (--consul or CONSUL_HTTP_ADDR)");
@@ -242,13 +269,13 @@ int main(int argc, char **argv)
         HttpClient *http = http_client_new(loop);
         if (!http) {
                 log_error("cannot create the HTTP client");
-                return 1;
+                r = -ENOMEM;
+                goto out;
         }
         r = scheduler_new(loop, &cfg, &s, &err);
         if (r < 0) {
                 log_error("cannot open the state in %s: %s", data_dir, err.msg);
-                http_client_free(http);
-                return 1;
+                goto out;
         }
         ApiOptions ao = { .listen = listen, .mode = local ? "local" : "mesos" };
         r = api_new(loop, s, &ao, &api, &err);
@@ -263,7 +290,9 @@ int main(int argc, char **argv)
                                     .mem = local_mem,
                                     .port_begin = (uint32_t)local_port_begin,
                                     .port_end = (uint32_t)local_port_end,
-                                    .checkpoint = checkpoint };
+                                    /* executors of a scheduler that died stop on their own instead of
+                                     * waiting 15 minutes for an agent that will not come back */
+                                    .checkpoint = false };
                 r = master_local_new(loop, http, &lo, scheduler_master_callbacks(), s, &m, &err);
 #else
                 r = pacer_error_set(&err, ENOTSUP, "local mode is not built in");
@@ -306,6 +335,7 @@ out:
         s = scheduler_free(s);
         master_free(m);
         http_client_free(http);
+        consul_dev_stop(&dev);
         (void)stopping;
         return r < 0 ? 1 : 0;
 }
