@@ -2,9 +2,12 @@
 #include "guard.h"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +28,94 @@ typedef struct GuardMessage {
 
 static int guard_fd = -1;
 static pid_t guard_child = 0;
+
+#if defined(__x86_64__)
+/* The guard shares the executor's memory (CLONE_VM), so it costs no memory of its
+ * own — a forked copy would take its share of every dirty page of the executor's
+ * libraries (about 0.8 MiB PSS, measured). Sharing memory, it must not touch
+ * anything of the executor's: its own stack, and raw system calls that set no
+ * errno (libc's wrappers write errno, in the executor's thread-local storage). */
+#define GUARD_STACK_SIZE    (64u * 1024)
+#define GUARD_SHARES_MEMORY 1
+
+static inline long raw4(long n, long a, long b, long c, long d)
+{
+        long ret;
+        register long r10 __asm__("r10") = d;
+        __asm__ volatile("syscall"
+                         : "=a"(ret)
+                         : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10)
+                         : "rcx", "r11", "memory");
+        return ret;
+}
+
+__attribute__((no_stack_protector, no_sanitize("address", "undefined"))) static int
+guard_clone_main(void *arg)
+{
+        int fd = (int)(intptr_t)arg;
+        pid_t groups[GUARD_GROUPS_MAX];
+        unsigned long all = ~0UL;
+        size_t n = 0;
+        GuardMessage m;
+
+        /* ^C and SIGTERM to the executor's group are for the executor; blocked here, and SIGKILL
+         * cannot be blocked */
+        raw4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, sizeof(all));
+        raw4(SYS_prctl, PR_SET_NAME, (long)"pacer-guard", 0, 0);
+        raw4(SYS_close_range, 3, fd - 1, 0, 0);
+        raw4(SYS_close_range, fd + 1, ~0U, 0, 0);
+        /* nothing holds the executor's stdin or stdout open after it is gone */
+        long devnull = raw4(SYS_openat, AT_FDCWD, (long)"/dev/null", O_RDWR | O_CLOEXEC, 0);
+        if (devnull >= 0) {
+                raw4(SYS_dup2, devnull, STDIN_FILENO, 0, 0);
+                raw4(SYS_dup2, devnull, STDOUT_FILENO, 0, 0);
+                if (devnull > STDOUT_FILENO)
+                        raw4(SYS_close, devnull, 0, 0, 0);
+        }
+        for (;;) {
+                long r = raw4(SYS_read, fd, (long)&m, sizeof(m), 0);
+                if (r == -EINTR)
+                        continue;
+                if (r != (long)sizeof(m))
+                        break; /* EOF or error: the executor is gone */
+                if (m.op > 0 && n < GUARD_GROUPS_MAX && m.pgid > 1) {
+                        groups[n++] = m.pgid;
+                } else if (m.op < 0) {
+                        for (size_t i = 0; i < n; i++)
+                                if (groups[i] == m.pgid) {
+                                        groups[i] = groups[--n];
+                                        break;
+                                }
+                }
+        }
+        for (size_t i = 0; i < n; i++)
+                raw4(SYS_kill, -groups[i], SIGKILL, 0, 0);
+        raw4(SYS_exit, 0, 0, 0, 0);
+        return 0;
+}
+
+/* Starts the guard sharing our memory; -errno when that is not possible. */
+static pid_t clone_guard(int read_fd)
+{
+        void *stack = mmap(NULL, GUARD_STACK_SIZE, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        pid_t pid;
+
+        if (stack == MAP_FAILED)
+                return negative_errno();
+        /* the stack stays mapped for the guard's whole life: it may outlive us */
+        pid = clone(guard_clone_main, (char *)stack + GUARD_STACK_SIZE, CLONE_VM | SIGCHLD,
+                    (void *)(intptr_t)read_fd);
+        if (pid < 0) {
+                int r = negative_errno();
+                munmap(stack, GUARD_STACK_SIZE);
+                return r;
+        }
+        return pid;
+}
+#else
+#define GUARD_SHARES_MEMORY 0
+#endif
 
 _noreturn_ static void guard_main(int fd)
 {
@@ -77,6 +168,16 @@ int guard_start(void)
                 return 0;
         if (pipe2(fds, O_CLOEXEC) < 0)
                 return negative_errno();
+#if GUARD_SHARES_MEMORY
+        pid = clone_guard(fds[0]);
+        if (pid > 0) {
+                /* the guard has its own descriptor table: our copy of the read end can go */
+                close(fds[0]);
+                guard_fd = fds[1];
+                guard_child = pid;
+                return 0;
+        }
+#endif
         pid = fork();
         if (pid < 0) {
                 int r = negative_errno();

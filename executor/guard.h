@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The guard: a tiny process forked at start-up, before the executor allocates
- * much, that sits in a blocking read on a pipe only the executor holds. When
+/* The guard: a tiny process started at start-up (sharing the executor's
+ * memory where it can, else forked) that sits in a blocking read on a pipe
+ * only the executor holds. When
  * the executor dies — even by SIGKILL, when it can run no code — the read
  * returns end-of-file and the guard SIGKILLs every process group it was told
  * about, then exits. Process groups alone do not survive their creator's

@@ -13,6 +13,7 @@ different processes can be subtracted.
 
 import argparse
 import math
+import os
 import shutil
 import statistics
 import sys
@@ -230,6 +231,17 @@ def guard_of(pid):
         except OSError:
             pass
     raise RuntimeError(f"executor {pid} has no pacer-guard child")
+
+
+def shares_memory(a, b):
+    """True when processes a and b share one address space (the guard is started
+    with CLONE_VM on x86-64): kcmp(2) KCMP_VM compares their mm."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    SYS_kcmp, KCMP_VM = 312, 1
+    if os.uname().machine != "x86_64":
+        return False
+    return libc.syscall(SYS_kcmp, a, b, KCMP_VM, 0, 0) == 0
 
 
 def cpu_ns(pid):
