@@ -72,7 +72,22 @@ def sample(procs):
     return rows
 
 
-def report(title, rows):
+def libcurl_floor():
+    """PSS and private dirty of EXECUTORS bench-libcurl-floor processes at once:
+    what loading and initialising libcurl (and the ~40 libraries Debian builds
+    it against) costs any process, before it does anything."""
+    with bl.Rig() as rig:
+        procs = [rig.procs.start([str(bl.helper("bench-libcurl-floor"))], name=f"floor-{i}")
+                 for i in range(EXECUTORS)]
+        for p in procs:
+            p.wait_output("ready")
+        rows = [bl.smaps_rollup(p.pid) for p in procs]
+        for p in procs:
+            p.stop()
+    return (sum(r["Pss"] for r in rows) / len(rows), sum(r["Private_Dirty"] for r in rows) / len(rows))
+
+
+def report(title, rows, floor):
     def mean(key):
         return sum(r[key] for r in rows) / len(rows)
 
@@ -97,6 +112,10 @@ def report(title, rows):
     t.add("executor+guard private dirty", bl.fmt_mib(sum(both_dirty) / len(rows)), bl.fmt_mib(max(both_dirty)),
           "<= 1 MiB", bl.verdict(sum(both_dirty) / len(rows), DIRTY_TARGET))
     t.add("executor RSS (context)", bl.fmt_mib(mean("rss")), bl.fmt_mib(peak("rss")))
+    t.add("floor: libcurl initialised, PSS", bl.fmt_mib(floor[0]))
+    t.add("floor: libcurl initialised, private dirty", bl.fmt_mib(floor[1]))
+    t.add("executor+guard PSS beyond the floor", bl.fmt_mib(sum(both_pss) / len(rows) - floor[0]))
+    t.add("executor+guard dirty beyond the floor", bl.fmt_mib(sum(both_dirty) / len(rows) - floor[1]))
     t.print()
 
 
@@ -114,18 +133,22 @@ def main():
     if args.quick:
         EXECUTORS = 3
     t0 = time.monotonic()
+    floor = libcurl_floor()
     plain = measure(with_checks=False)
     report(f"bench_executor_memory: {EXECUTORS} executors at once, task `sleep`, Consul off, no health check",
-           plain)
+           plain, floor)
     checked = measure(with_checks=True)
     report(f"bench_executor_memory: {EXECUTORS} executors at once, HTTP check every "
-           f"{CHECK_INTERVAL * 1000:g} ms, registered in Consul (double)", checked)
+           f"{CHECK_INTERVAL * 1000:g} ms, registered in Consul (double)", checked, floor)
     bl.note(f"""
 PSS divides each shared page among the processes mapping it: the executors share
 their libraries. The guard is started sharing its executor's address space
 (clone with CLONE_VM, x86-64), so it owns no page and counts 0; where it is
 forked instead it shares the executor's pages copy-on-write and its own share
-is added. The executor+guard rows are what one executor costs. The task is not counted. {bl.elapsed(t0)}
+is added. The executor+guard rows are what one executor costs. The floor is
+bench-libcurl-floor, a program that only initialises libcurl: relocating its
+dependency chain (OpenSSL, GnuTLS, Kerberos, LDAP, SSH...) dirties pages in
+every process that loads it. The task is not counted. {bl.elapsed(t0)}
 """)
 
 

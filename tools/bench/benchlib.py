@@ -35,7 +35,8 @@ KIB = 1024
 MIB = 1024 * 1024
 
 # The C helpers (tools/bench/CMakeLists.txt).
-HELPERS = ("bench-http-server", "bench-spawn", "bench-spawn-linked", "bench-fork-curl", "bench-ref-executor")
+HELPERS = ("bench-http-server", "bench-spawn", "bench-spawn-linked", "bench-fork-curl", "bench-ref-executor",
+           "bench-libcurl-floor")
 
 # Filled in by parse_args() and init().
 quick = False
