@@ -339,8 +339,12 @@ int task_process_spawn(struct ev_loop *loop, const TaskSpawnOptions *o, const Ta
         }
 
         SpawnArgs a = {
-                .o = o, .program = p->program, .errfd = errpipe[1], .out_fd = out_w, .err_fd = err_w,
-                .parent = parent
+                .o = o,
+                .program = p->program,
+                .errfd = errpipe[1],
+                .out_fd = out_w,
+                .err_fd = err_w,
+                .parent = parent,
         };
         pid = spawn_child(&a);
         if (pid < 0) {
