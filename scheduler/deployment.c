@@ -434,7 +434,7 @@ static void add_kills(PlanActions *p, Candidate *c, size_t n, size_t want, KillS
 void planner_plan(const App *app, const DeploymentStep *step, PlanActions *ret)
 {
         const AppSpec *spec = step->to ? step->to->spec : NULL;
-        uint32_t n_new = 0, n_old = 0, ready_new = 0, ready_old = 0, target;
+        uint32_t n_new = 0, n_old = 0, n_dying = 0, ready_new = 0, ready_old = 0, target;
         _cleanup_free_ Candidate *olds = NULL, *news = NULL;
         size_t no = 0, nn = 0;
 
@@ -444,8 +444,14 @@ void planner_plan(const App *app, const DeploymentStep *step, PlanActions *ret)
         if (!olds || !news)
                 return;
         for (Instance *i = app->instances; i; i = i->next) {
-                if (!instance_active(i))
+                if (!instance_active(i)) {
+                        /* killed but not gone yet: it still holds its resources and may still serve,
+                         * so it counts towards the over-capacity bound until its terminal update (as
+                         * in Marathon). One on an unreachable agent may never report: it does not. */
+                        if (!task_state_is_terminal(i->state) && i->state != TASK_STATE(TASK_UNREACHABLE))
+                                n_dying++;
                         continue;
+                }
                 bool ready = instance_ready(i);
                 if (spec && i->version == step->to) {
                         n_new++;
@@ -476,7 +482,8 @@ void planner_plan(const App *app, const DeploymentStep *step, PlanActions *ret)
                 max_total = target + 1;
         min_ready = MIN(min_ready, target);
 
-        uint32_t total = n_new + n_old - (uint32_t)ret->n_kill;
+        /* a kill planned now frees nothing until its task has ended */
+        uint32_t total = n_new + n_old + n_dying;
         uint32_t new_after = n_new - (uint32_t)MIN((size_t)n_new, ret->n_kill);
         if (new_after < target && total < max_total)
                 ret->launch = MIN(target - new_after, max_total - total);

@@ -95,8 +95,19 @@ static unsigned count(App *app, AppVersion *v, bool only_ready)
         return n;
 }
 
+/* Instances not ended yet, the ones being killed included: what holds resources. */
+static unsigned count_alive(App *app)
+{
+        unsigned n = 0;
+        for (Instance *i = app->instances; i; i = i->next)
+                if (!task_state_is_terminal(i->state))
+                        n++;
+        return n;
+}
+
 /* Runs the planner to completion, launching what it asks (made ready one at a
- * time) and killing what it asks, checking the capacity bounds at every turn. */
+ * time) and killing what it asks (ended a turn later), checking the capacity
+ * bounds at every turn: a killed instance counts until it has ended. */
 static unsigned simulate(Fixture *f, unsigned target, unsigned min_ready, unsigned max_total)
 {
         DeploymentStep st = restart_step(f);
@@ -105,17 +116,29 @@ static unsigned simulate(Fixture *f, unsigned target, unsigned min_ready, unsign
 
         for (;;) {
                 PlanActions p;
+                bool progressed = false;
+                /* a kill ends two turns after it was sent: the planner runs once in between, as on any
+                 * other update that arrives first */
+                for (Instance *i = f->app->instances; i; i = i->next)
+                        if (i->kill_sent && !task_state_is_terminal(i->state) &&
+                            i->kill_sent_at < (double)turns - 1) {
+                                i->state = TASK_STATE(TASK_KILLED);
+                                progressed = true;
+                        }
                 planner_plan(f->app, &st, &p);
-                for (size_t k = 0; k < p.n_kill; k++)
+                for (size_t k = 0; k < p.n_kill; k++) {
                         p.kill[k]->kill_sent = true;
+                        p.kill[k]->kill_sent_at = turns;
+                }
                 assert_true(count(f->app, NULL, true) >= min_ready);
                 for (uint32_t l = 0; l < p.launch; l++)
                         add(&f->st, f->app, f->new, TASK_STATE(TASK_STAGING), false, t++);
-                assert_true(count(f->app, NULL, false) <= max_total);
+                assert_true(count_alive(f->app) <= max_total);
                 if (p.done)
                         break;
                 /* one staged instance of the new version becomes ready per turn */
-                bool progressed = p.n_kill > 0 || p.launch > 0;
+                progressed = progressed || p.n_kill > 0 || p.launch > 0 ||
+                             count_alive(f->app) > count(f->app, NULL, false);
                 for (Instance *i = f->app->instances; i; i = i->next)
                         if (instance_active(i) && i->version == f->new && !instance_ready(i)) {
                                 i->state = TASK_STATE(TASK_RUNNING);
