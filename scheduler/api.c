@@ -78,7 +78,8 @@ static int app_json_append(Buf *out, const App *app)
         if (r >= 0)
                 r = buf_printf(out, "],\"pacer\":{\"crashLoop\":%s", app->crash_loop ? "true" : "false");
         if (r >= 0 && app->last_failure) {
-                _cleanup_free_ char *msg = json_dumps(json_string(app->last_failure), JSON_ENCODE_ANY);
+                _cleanup_(json_decrefp) json_t *text = json_string(app->last_failure);
+                _cleanup_free_ char *msg = text ? json_dumps(text, JSON_ENCODE_ANY) : NULL;
                 iso_time(app->last_failure_at, when, sizeof(when));
                 if (msg)
                         r = buf_printf(out, ",\"lastFailure\":%s,\"lastFailureAt\":\"%s\"", msg, when);
@@ -523,7 +524,7 @@ static int handle_tasks_delete(HttpdRequest *req, void *userdata)
         }
         if (scheduler_kill_tasks(a->s, list, n, query_flag(req, "scale"), &d, &res) < 0)
                 return respond_result(req, &res);
-        if (d)
+        if (*res.deployment_id) /* scale=true: the deployment, even when it is already over */
                 return respond_change(req, 200, &res);
         json_t *arr = json_array();
         for (size_t i = 0; arr && i < n; i++) {

@@ -326,6 +326,12 @@ int main(int argc, char **argv)
         ev_signal_stop(loop, &sigterm);
         ev_signal_stop(loop, &sigint);
         r = 0;
+        if (!stopping && scheduler_fatal(s)) {
+                log_error("stopping: %s. Start pacer-scheduler again to register a new framework; its "
+                          "apps are kept and relaunched",
+                          scheduler_fatal(s));
+                r = -ECANCELED;
+        }
 out:
 #ifdef HAVE_LOCAL
         if (m && local)

@@ -52,6 +52,7 @@ struct MasterLink {
         ev_timer reconnect_timer;
         ev_timer watchdog;
         struct CallCtx *calls; /* in flight, so freeing the link can detach them */
+        bool revive_deferred;  /* a REVIVE waits for the calls in flight that it must follow */
 
         MasterLinkStats stats;
 };
@@ -65,6 +66,7 @@ typedef struct CallCtx {
 } CallCtx;
 
 static void link_connect(MasterLink *l);
+static int send_revive(MasterLink *l);
 
 static double ns_to_ev(int64_t ns)
 {
@@ -334,6 +336,7 @@ static void link_connect(MasterLink *l)
         _cleanup_(buf_done) Buf body = BUF_INIT(MESOS_MESSAGE_MAX);
         int r;
 
+        l->revive_deferred = false;
         r = build_subscribe(l, &body);
         if (r < 0) {
                 log_error_errno(r, "cannot build the SUBSCRIBE call: %m");
@@ -381,6 +384,19 @@ static const char *call_name(int type)
         return v ? v->name : "UNKNOWN";
 }
 
+/* Calls whose effect a REVIVE undoes (filters, suppression). Calls travel on
+ * parallel connections: one still in flight could reach the master after a
+ * REVIVE sent now and leave the framework filtered or suppressed there. */
+static bool filtering_calls_in_flight(const MasterLink *l)
+{
+        for (const CallCtx *c = l->calls; c; c = c->next)
+                if (c->type == MESOS__V1__SCHEDULER__CALL__TYPE__DECLINE ||
+                    c->type == MESOS__V1__SCHEDULER__CALL__TYPE__SUPPRESS ||
+                    c->type == MESOS__V1__SCHEDULER__CALL__TYPE__ACCEPT)
+                        return true;
+        return false;
+}
+
 static void on_call_done(HttpRequest *req, int result, const HttpResponse *resp, void *userdata)
 {
         CallCtx *ctx = userdata;
@@ -418,6 +434,13 @@ static void on_call_done(HttpRequest *req, int result, const HttpResponse *resp,
         }
         if (ctx->cb && l)
                 ctx->cb(r, err, ctx->userdata);
+        if (l && l->revive_deferred && !filtering_calls_in_flight(l)) {
+                int k = 0;
+                l->revive_deferred = false;
+                /* not subscribed: the next subscription starts over anyway */
+                if (l->state == LINK_SUBSCRIBED && (k = send_revive(l)) < 0)
+                        log_warn_errno(k, "cannot send the deferred REVIVE: %m");
+        }
         free(ctx);
 }
 
@@ -605,7 +628,7 @@ int master_link_reconcile(MasterLink *l, char *const *task_ids, char *const *age
         return master_link_call(l, &call, NULL, NULL);
 }
 
-int master_link_revive(MasterLink *l)
+static int send_revive(MasterLink *l)
 {
         Mesos__V1__Scheduler__Call call = MESOS__V1__SCHEDULER__CALL__INIT;
         Mesos__V1__Scheduler__Call__Revive rev = MESOS__V1__SCHEDULER__CALL__REVIVE__INIT;
@@ -615,10 +638,25 @@ int master_link_revive(MasterLink *l)
         return master_link_call(l, &call, NULL, NULL);
 }
 
+/* Sent once the DECLINEs, SUPPRESSes and ACCEPTs in flight are answered, so it
+ * comes after them at the master too. */
+int master_link_revive(MasterLink *l)
+{
+        if (l->state != LINK_SUBSCRIBED || !l->framework_id)
+                return -ENOTCONN;
+        if (filtering_calls_in_flight(l)) {
+                l->revive_deferred = true;
+                return 0;
+        }
+        return send_revive(l);
+}
+
 int master_link_suppress(MasterLink *l)
 {
         Mesos__V1__Scheduler__Call call = MESOS__V1__SCHEDULER__CALL__INIT;
         Mesos__V1__Scheduler__Call__Suppress sup = MESOS__V1__SCHEDULER__CALL__SUPPRESS__INIT;
+
+        l->revive_deferred = false; /* the latest wish wins */
 
         call.type = MESOS__V1__SCHEDULER__CALL__TYPE__SUPPRESS;
         call.suppress = &sup;

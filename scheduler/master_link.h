@@ -74,6 +74,8 @@ int master_link_decline(MasterLink *l, char *const *offer_ids, size_t n, double 
 int master_link_kill(MasterLink *l, const char *task_id, const char *agent_id, int64_t grace_ns);
 /* tasks: (task id, agent id) pairs, n = 0 for implicit reconciliation. */
 int master_link_reconcile(MasterLink *l, char *const *task_ids, char *const *agent_ids, size_t n);
+/* Waits (returning 0) until the DECLINE, SUPPRESS and ACCEPT calls in flight
+ * are answered, so that none of them reaches the master after it. */
 int master_link_revive(MasterLink *l);
 int master_link_suppress(MasterLink *l);
 

@@ -1,15 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The Master interface over a real Mesos master (master_link.c). */
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "master.h"
 #include "master_link.h"
+
+#define LEADER_MAX 300 /* "host:port" of a URL of at most URL_MAX bytes */
 
 typedef struct MasterMesos {
         Master base;
         MasterLink *link;
         MasterCallbacks cb;
         void *userdata;
+        char leader[LEADER_MAX];
 } MasterMesos;
 
 static void on_subscribed(const char *framework_id, double heartbeat_s, void *userdata)
@@ -80,9 +85,20 @@ static bool mm_subscribed(const Master *m)
         return master_link_is_subscribed(((const MasterMesos *)m)->link);
 }
 
+/* Marathon's /v2/leader shows "host:port", not the URL of the scheduler API. */
 static const char *mm_leader(const Master *m)
 {
-        return master_link_url(((const MasterMesos *)m)->link);
+        MasterMesos *mm = (MasterMesos *)m;
+        const char *url = master_link_url(mm->link), *host, *end;
+
+        if (!url)
+                return "";
+        host = strstr(url, "://");
+        host = host ? host + 3 : url;
+        end = strchr(host, '/');
+        snprintf(mm->leader, sizeof(mm->leader), "%.*s", (int)(end ? (size_t)(end - host) : strlen(host)),
+                 host);
+        return mm->leader;
 }
 
 static Master *mm_free(Master *m)

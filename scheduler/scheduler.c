@@ -21,6 +21,7 @@
 #define KILL_RETRY_S               60.0 /* a kill that got no answer is sent again */
 #define TICK_S                     1.0
 #define REVIVE_MIN_INTERVAL_S      1.0
+#define REVIVE_REPEAT_S            5.0 /* work waits and no offer came since the last REVIVE: ask again */
 #define QUEUE_REASONS_MAX          4
 #define LAUNCHES_PER_ROUND_DEFAULT 5000
 
@@ -42,6 +43,7 @@ typedef struct QueueInfo {
 struct Scheduler {
         struct ev_loop *loop;
         SchedulerConfig cfg;
+        char fatal[512]; /* why the scheduler gave up (the master's ERROR); empty while it runs */
         Store *store;
         State state;
         Master *master;
@@ -57,6 +59,7 @@ struct Scheduler {
         bool suppressed;
         bool filtered; /* offers were declined with a filter since the last REVIVE */
         double last_revive;
+        double last_offers;
         bool subscribed;
 
         scheduler_event_fn event_fn;
@@ -522,7 +525,8 @@ static void step_start(Scheduler *s, Deployment *d, DeploymentStep *st)
         st->started_at = now_s();
         st->deadline_at = deadline > 0 ? st->started_at + (double)deadline / 1e9 : 0;
         st->failures = 0;
-        st->reason[0] = 0;
+        if (!st->rollback)
+                st->reason[0] = 0; /* a retry starts afresh; a rollback says why it happens */
         if (app) {
                 app->deployment = d;
                 app->n_failures = 0;
@@ -660,8 +664,10 @@ static int rollback_step(Scheduler *s, Deployment *d, DeploymentStep *st, Schedu
         }
         st->rollback = true;
         st->state = STEP_WAITING;
-        if (app)
+        if (app) {
                 app->deleting = st->action == STEP_ACTION_STOP;
+                app->deployment = d;
+        }
         return 0;
 }
 
@@ -688,8 +694,12 @@ static void fail_step(Scheduler *s, Deployment *d, DeploymentStep *st, const cha
 static void want_offers(Scheduler *s)
 {
         double now = now_s();
+        /* A REVIVE can be undone at the master behind our back (a DECLINE or SUPPRESS overtaking it on
+         * another connection, a master failing over): work waiting and no offers coming is the only
+         * sign of it, so ask again then. */
+        bool starved = now - MAX(s->last_revive, s->last_offers) >= REVIVE_REPEAT_S;
 
-        if (!s->subscribed || !(s->suppressed || s->filtered))
+        if (!s->subscribed || !(s->suppressed || s->filtered || starved))
                 return;
         if (!s->suppressed && now - s->last_revive < REVIVE_MIN_INTERVAL_S)
                 return;
@@ -766,6 +776,7 @@ static void handle_offers(Scheduler *s, const Mesos__V1__Scheduler__Event__Offer
         size_t it = 0;
 
         metrics_counter_add(s->m_offers, n_offers);
+        s->last_offers = now_s();
         for (size_t o = 0; o < n_offers; o++) {
                 const Mesos__V1__Offer *of = ev->offers[o];
                 if (of->agent_id && of->agent_id->value)
@@ -870,7 +881,7 @@ static void handle_offers(Scheduler *s, const Mesos__V1__Scheduler__Event__Offer
                                                                NULL, 0);
                                 state_instance_set_agent(&s->state, inst, agent);
                                 inst->ports = calloc(pl->n_host_ports + 1, sizeof(uint32_t));
-                                if (inst->ports) {
+                                if (inst->ports && pl->n_host_ports > 0) { /* no ports: host_ports is NULL */
                                         memcpy(inst->ports, pl->host_ports,
                                                pl->n_host_ports * sizeof(uint32_t));
                                         inst->n_ports = (uint8_t)pl->n_host_ports;
@@ -1068,6 +1079,10 @@ static void handle_update(Scheduler *s, const TaskStatus *st)
                 persist_instance(s, i);
         queue_ack(s, st);
 
+        if (app->deleting) {
+                evaluate_app(s, app); /* its removal may end here: app is freed then */
+                return;
+        }
         evaluate_app(s, app);
         if (!app->deployment) {
                 AppVersion *v;
@@ -1166,6 +1181,32 @@ static void on_subscribed(const char *framework_id, void *userdata)
         emit(s, "subscribe_event", json_pack("{s:s}", "frameworkId", framework_id));
 }
 
+/* ERROR ends the framework's life at this master: it was torn down by an
+ * operator, its failover timeout ran out, or it may not subscribe. Subscribing
+ * again cannot help, so the scheduler stops (as Marathon does). A removed
+ * framework id can never be used again: it is forgotten, and the next start
+ * registers a new framework, whose reconciliation finds the old tasks gone. */
+static void handle_error(Scheduler *s, const char *message)
+{
+        PacerError err;
+        bool removed = strstr(message, "removed") || strstr(message, "completed") ||
+                       strstr(message, "torn down") || strstr(message, "teardown");
+
+        log_error("the master reports an error: %s", message);
+        if (removed && s->state.framework_id) {
+                log_error("framework %s no longer exists at the master: forgetting it; the next start "
+                          "registers a new framework",
+                          s->state.framework_id);
+                if (store_delete(s->store, STORE_KIND_META, STORE_META_FRAMEWORK_ID, &err) < 0 ||
+                    store_commit(s->store, &err) < 0)
+                        log_error("cannot forget the framework id: %s", err.msg);
+                free(s->state.framework_id);
+                s->state.framework_id = NULL;
+        }
+        snprintf(s->fatal, sizeof(s->fatal), "the master ended this framework: %s", message);
+        ev_break(s->loop, EVBREAK_ALL);
+}
+
 static void on_event(const Mesos__V1__Scheduler__Event *ev, void *userdata)
 {
         Scheduler *s = userdata;
@@ -1187,8 +1228,7 @@ static void on_event(const Mesos__V1__Scheduler__Event *ev, void *userdata)
                                  ev->failure->has_status ? ev->failure->status : -1);
                 break;
         case MESOS__V1__SCHEDULER__EVENT__TYPE__ERROR:
-                log_error("the master reports an error: %s",
-                          ev->error && ev->error->message ? ev->error->message : "(no message)");
+                handle_error(s, ev->error && ev->error->message ? ev->error->message : "(no message)");
                 break;
         default:
                 break;
@@ -1308,6 +1348,84 @@ static int check_dependencies(Scheduler *s, const AppChange *changes, size_t n, 
         return 0;
 }
 
+/* The definition a change leaves its app with: the new one, or (delete, restart) the current one. */
+static const AppSpec *change_spec(Scheduler *s, const AppChange *c)
+{
+        const App *app = c->spec ? NULL : state_app(&s->state, c->app_id);
+
+        return c->spec ? c->spec : app ? app->current->spec : NULL;
+}
+
+/* Depth-first over the apps of the request, as deployment_resolve_dependencies()
+ * orders their steps (colour: 0 unseen, 1 on the path, 2 done); path holds the
+ * apps being visited, to name the cycle. */
+static int find_cycle(Scheduler *s, const AppChange *changes, size_t n, size_t i, uint8_t *colour,
+                      size_t *path, size_t depth, SchedulerResult *res)
+{
+        const AppSpec *spec = change_spec(s, &changes[i]);
+        int r;
+
+        if (colour[i] == 2)
+                return 0;
+        if (colour[i] == 1) {
+                size_t start = 0, len = 0;
+                while (path[start] != i)
+                        start++;
+                len = (size_t)snprintf(res->message, sizeof(res->message), "dependency cycle: ");
+                for (size_t k = start; k <= depth && len < sizeof(res->message); k++) {
+                        const AppChange *c = &changes[k < depth ? path[k] : i];
+                        len += (size_t)snprintf(res->message + len, sizeof(res->message) - len, "%s%s",
+                                                k > start ? " -> " : "", c->spec ? c->spec->id : c->app_id);
+                }
+                res->kind = SCHED_ERR_INVALID;
+                return -ELOOP;
+        }
+        colour[i] = 1;
+        path[depth] = i;
+        for (size_t k = 0; spec && k < spec->n_dependencies; k++)
+                for (size_t j = 0; j < n; j++) {
+                        const char *id = changes[j].spec ? changes[j].spec->id : changes[j].app_id;
+                        if (!id || !streq(id, spec->dependencies[k]))
+                                continue;
+                        r = find_cycle(s, changes, n, j, colour, path, depth + 1, res);
+                        if (r < 0)
+                                return r;
+                }
+        colour[i] = 2;
+        return 0;
+}
+
+/* Dependencies among the apps of one request must not form a cycle: found
+ * before anything is stored, so a refused request changes nothing. */
+static int check_cycles(Scheduler *s, const AppChange *changes, size_t n, SchedulerResult *res)
+{
+        _cleanup_free_ uint8_t *colour = calloc(n, sizeof(uint8_t));
+        _cleanup_free_ size_t *path = calloc(n, sizeof(size_t));
+        int r;
+
+        if (!colour || !path)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                r = find_cycle(s, changes, n, i, colour, path, 0, res);
+                if (r < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* A scale keeps what runs: the instances of the version before it join the new
+ * one, which differs from theirs only in the instance count. */
+static void adopt_instances(Scheduler *s, App *app, AppVersion *from)
+{
+        for (Instance *i = app->instances; i; i = i->next) {
+                if (i->version != from)
+                        continue;
+                app_version_unref(i->version);
+                i->version = app_version_ref(app->current);
+                persist_instance(s, i);
+        }
+}
+
 int scheduler_apply(Scheduler *s, AppChange *changes, size_t n, bool force, Deployment **ret_deployment,
                     SchedulerResult *res)
 {
@@ -1352,6 +1470,8 @@ int scheduler_apply(Scheduler *s, AppChange *changes, size_t n, bool force, Depl
                 }
         }
         r = check_dependencies(s, changes, n, res);
+        if (r >= 0)
+                r = check_cycles(s, changes, n, res);
         if (r < 0)
                 return r;
 
@@ -1421,6 +1541,8 @@ int scheduler_apply(Scheduler *s, AppChange *changes, size_t n, bool force, Depl
                 } else {
                         state_app_set_spec(&s->state, app, c->spec);
                         app->deleting = false;
+                        if (action == STEP_ACTION_SCALE)
+                                adopt_instances(s, app, from);
                         deployment_add_step(d, id, action, from, app->current, NULL);
                 }
                 app_version_unref(from);
@@ -1428,10 +1550,18 @@ int scheduler_apply(Scheduler *s, AppChange *changes, size_t n, bool force, Depl
                 emit(s, "api_post_event", json_pack("{s:s, s:s}", "appId", id, "version", version));
         }
         if (deployment_resolve_dependencies(d, &s->state, &err) < 0) {
-                /* a cycle: the specs are stored, but no deployment walks to them until fixed */
+                /* out of memory (cycles were refused above): the specs are stored, but no deployment
+                 * walks to them until they change again */
                 result_set(res, SCHED_ERR_INVALID, "%s", err.msg);
                 deployment_free(d);
                 return -ELOOP;
+        }
+        /* every app of the deployment is held by it from now, its step waiting on dependencies
+         * included: no steady-state launch and no other change gets in before its turn */
+        for (size_t i = 0; i < d->n_steps; i++) {
+                App *app = state_app(&s->state, d->steps[i].app_id);
+                if (app)
+                        app->deployment = d;
         }
         Deployment **tail = &s->deployments;
         while (*tail)
@@ -1480,6 +1610,7 @@ int scheduler_step_command(Scheduler *s, const char *deployment_id, const char *
 {
         Deployment *d = scheduler_deployment(s, deployment_id);
         DeploymentStep *st;
+        App *app;
         int r;
 
         *res = (SchedulerResult){ 0 };
@@ -1509,7 +1640,8 @@ int scheduler_step_command(Scheduler *s, const char *deployment_id, const char *
                                    app_id);
                         return -EBUSY;
                 }
-                if (!st->from && st->action != STEP_ACTION_START) {
+                if (!st->from) {
+                        /* a new app: DELETE /v2/apps or of the whole deployment removes it */
                         result_set(res, SCHED_ERR_CONFLICT, "%s has no previous version to roll back to",
                                    app_id);
                         return -EBUSY;
@@ -1530,7 +1662,15 @@ int scheduler_step_command(Scheduler *s, const char *deployment_id, const char *
                                    step_state_to_string(st->state));
                         return -EBUSY;
                 }
+                app = state_app(&s->state, app_id);
+                if (app && app->deployment && app->deployment != d) {
+                        result_set(res, SCHED_ERR_CONFLICT, "%s is held by deployment %s now", app_id,
+                                   app->deployment->id);
+                        return -EBUSY;
+                }
                 st->state = STEP_WAITING;
+                if (app)
+                        app->deployment = d;
                 break;
         default:
                 return -EINVAL;
@@ -1638,8 +1778,15 @@ int scheduler_kill_tasks(Scheduler *s, char *const *task_ids, size_t n, bool sca
                 int64_t grace = i->version->spec->task_kill_grace_seconds;
                 if (s->master->ops->kill(s->master, i->task_id, i->agent ? i->agent->id : NULL,
                                          grace >= 0 ? grace * NSEC_PER_SEC : -1) >= 0) {
-                        /* killed, not scaled: the app replaces it */
+                        /* killed, not scaled: the app replaces it; its end is no failure (no backoff,
+                         * no crash-loop count) */
+                        i->kill_sent = true;
+                        i->kill_sent_at = now_s();
+                        persist_instance(s, i);
                         metrics_counter_inc(s->m_killed);
+                        AppVersion *v;
+                        if (launch_demand(s, i->app, &v) > 0)
+                                want_offers(s);
                 }
         }
         return 0;
@@ -1701,6 +1848,11 @@ MetricsRegistry *scheduler_metrics(Scheduler *s)
 Deployment *scheduler_deployments(Scheduler *s)
 {
         return s->deployments;
+}
+
+const char *scheduler_fatal(const Scheduler *s)
+{
+        return *s->fatal ? s->fatal : NULL;
 }
 
 bool scheduler_connected(const Scheduler *s)

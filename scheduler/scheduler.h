@@ -52,6 +52,8 @@ MetricsRegistry *scheduler_metrics(Scheduler *s);
 Deployment *scheduler_deployments(Scheduler *s);
 Deployment *scheduler_deployment(Scheduler *s, const char *id);
 bool scheduler_connected(const Scheduler *s);
+/* Why the scheduler stopped its loop for good (the master ended the framework), or NULL. */
+const char *scheduler_fatal(const Scheduler *s);
 const char *scheduler_leader(const Scheduler *s);
 /* Where an instance's launch stands, for /v2/queue: waiting, delay, reasons. */
 typedef struct QueueEntry {

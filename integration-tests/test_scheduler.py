@@ -1,0 +1,661 @@
+"""pacer-scheduler against the fake Mesos master (issue: scheduler core).
+
+Every test starts the real binary, drives it through its REST API and asserts
+what the fake master saw (subscriptions, calls, launches, acknowledgements)
+and what the API answers. Waits are on the fake master's Conditions and on the
+scheduler's /v2/events stream (recorded into the Timeline), never on sleeps.
+"""
+
+import signal
+import socket
+import sqlite3
+import time
+
+import pytest
+
+from fakes.mesos_master import FakeMaster, make_offer
+from harness import wait_for
+from scheduler_support import (CRASH_MESSAGE, SIM_LABEL, add_agents, app_spec, killed_since, launches_of,  # noqa: F401
+                               make_scheduler, of_app, sim, task_ready)
+
+DEFAULT_FAILOVER_TIMEOUT = 7 * 24 * 3600.0
+IDLE_REFUSE_SECONDS = 120.0  # the scheduler's filter on offers declined while nothing waits
+BUSY_REFUSE_SECONDS = 5.0  # ... and while work waits that the offers cannot take
+TEN_MIB = 10 * 1024 * 1024
+
+
+def decline_of_offers_after(master, t):
+    """The DECLINE of the first offers written after time t (a time.monotonic()
+    value): offers the scheduler read after everything it answered before t."""
+    rec = master.timeline.wait("master", "event.OFFERS", after=t)
+    offer_id = rec.text.split("offers=")[1].split("@")[0]
+    return master.wait_decline(offer_id=offer_id)
+
+
+def queue_entry(api, app_id):
+    q = api.ok("GET", "/v2/queue")["queue"]
+    return next((e for e in q if e["app"]["id"] == app_id), None)
+
+
+def page_count(db):
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+    try:
+        return conn.execute("PRAGMA page_count").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def detail_errors(resp):
+    """{path: [errors]} of a 422 answer."""
+    body = resp.json
+    return {d["path"]: d["errors"] for d in body.get("details", [])}
+
+
+# --------------------------------------------------------------------------
+# Master link
+
+
+def test_subscribe_persists_framework_id_across_restart(make_scheduler, fake_master):
+    s = make_scheduler().start()
+    first = fake_master.wait_subscribed(1)
+    assert not first.resubscribe and not first.call.HasField("framework_id")
+    info = first.framework_info
+    assert info.name == "pacer" and info.checkpoint
+    assert info.failover_timeout == DEFAULT_FAILOVER_TIMEOUT
+    assert list(info.roles) == ["*"]
+    caps = {c.type for c in info.capabilities}
+    assert {info.Capability.MULTI_ROLE, info.Capability.PARTITION_AWARE, info.Capability.TASK_KILLING_STATE} <= caps
+    fid = first.framework_id
+    assert s.api.ok("GET", "/v2/info")["frameworkId"] == fid
+    fake_master.wait_call("RECONCILE")
+
+    assert s.kill(signal.SIGTERM) == 0
+    n_calls = len(fake_master.calls)
+    s.start()
+    second = fake_master.wait_subscribed(2)
+    assert second.resubscribe and second.framework_id == fid
+    assert second.call.framework_id.value == fid and second.framework_info.id.value == fid
+    assert s.api.ok("GET", "/v2/info")["frameworkId"] == fid
+    fake_master.wait_call("RECONCILE", after=n_calls)
+    # every call but SUBSCRIBE carried the Mesos-Stream-Id of the stream live at the time
+    others = [c for c in fake_master.calls if c.type != "SUBSCRIBE"]
+    assert others
+    for c in others:
+        assert c.status == 202, f"{c.type} answered {c.status}: {c.reason}"
+        assert c.stream_id in (first.stream_id, second.stream_id)
+
+
+def test_removed_framework_stops_and_is_forgotten(make_scheduler, fake_master):
+    s = make_scheduler("--failover-timeout=1secs").start()
+    fid = fake_master.wait_subscribed(1).framework_id
+    fake_master.wait_call("RECONCILE")  # sent once the framework id is stored
+    s.kill()
+    fake_master.wait_removed(fid, timeout=15)
+
+    # its old id is refused for good: it says so and stops, instead of retrying forever
+    rc, err = s.run_to_exit()
+    assert rc == 1
+    assert "Framework has been removed" in err
+    assert "next start registers a new framework" in err
+    refused = [sub for sub in fake_master.subscriptions if sub.refused]
+    assert [(sub.framework_id, sub.refused) for sub in refused] == [(fid, "Framework has been removed")]
+
+    s.start()
+    third = fake_master.wait_subscribed(2)
+    assert not third.call.HasField("framework_id"), "a forgotten id is not sent again"
+    assert third.framework_id != fid
+    assert s.api.ok("GET", "/v2/info")["frameworkId"] == third.framework_id
+
+
+def test_follows_redirect_to_the_leading_master(make_scheduler, fake_master, timeline):
+    leader = FakeMaster(timeline=timeline, update_retry_interval=0.5, update_retry_max=2.0).start()
+    try:
+        fake_master.redirect_to(leader)
+        s = make_scheduler().start(subscribe_to=leader)
+        redirected = [c for c in fake_master.calls if c.status == 307]
+        assert redirected, "the configured master answered 307 first"
+        assert not fake_master.subscriptions, "nothing subscribed at the master that does not lead"
+        sub = leader.wait_subscribed(1)
+        assert s.api.ok("GET", "/v2/info")["frameworkId"] == sub.framework_id
+        assert s.api.ok("GET", "/v2/leader") == {"leader": leader.endpoint}
+        s.kill()
+    finally:
+        leader.stop()
+        leader.check()
+
+
+def test_heartbeat_loss_resubscribes_with_same_framework_id(make_scheduler, fake_master):
+    interval = 0.3
+    fake_master.set_heartbeats(interval=interval)
+    s = make_scheduler().start()
+    first = fake_master.wait_subscribed(1)
+    fake_master.pause_heartbeats()
+    paused = time.monotonic()
+    second = fake_master.wait_subscribed(2, timeout=15)
+    fake_master.resume_heartbeats()
+    assert second.resubscribe and second.framework_id == first.framework_id
+    assert second.time - paused > 2 * interval, "re-subscribed only after several missed heartbeats"
+    s.proc.wait_output(r"no heartbeat from the master", stream="stderr")
+    fake_master.timeline.wait("master", "stream.closed", f"subscription={first.number} ")
+
+
+# --------------------------------------------------------------------------
+# Offers and placement
+
+
+def test_unique_hostname_spreads_and_waits_with_reasons(make_scheduler, fake_master, sim):
+    add_agents(fake_master, 3)
+    s = make_scheduler().start()
+    fake_master.auto_offer(0.1)
+    r = s.api.post("/v2/apps", app_spec("/uniq", 3, constraints=[["hostname", "UNIQUE"]]))
+    assert r.status == 201, r
+    tasks = s.wait_tasks("/uniq", 3)
+    assert sorted(t["host"] for t in tasks) == ["host1", "host2", "host3"]
+    launched = launches_of(fake_master, "/uniq")
+    assert sorted(lr.agent_id for lr in launched) == ["agent1", "agent2", "agent3"]
+    accepts = fake_master.calls_of("ACCEPT")
+    assert accepts and all(c.call.accept.filters.refuse_seconds == BUSY_REFUSE_SECONDS for c in accepts)
+
+    # a fourth instance has no host left: it waits in /v2/queue with the reason
+    s.api.ok("PATCH", "/v2/apps/uniq", {"instances": 4})
+    patched = time.monotonic()
+    entry = s.wait_until(lambda: (e := queue_entry(s.api, "/uniq")) and e["lastUnusedOfferReasons"] and e,
+                         "the queue to explain why /uniq waits")
+    assert entry["count"] == 1
+    assert any("constraint hostname:UNIQUE not satisfied" in why for why in entry["lastUnusedOfferReasons"]), entry
+    rejects = {x["reason"]: x["declined"] for x in entry["processedOffersSummary"]["rejectSummaryLastOffers"]}
+    assert rejects["UnfulfilledConstraint"] >= 1
+    # the offers it could not use are declined with the short filter (work is waiting)
+    decline = decline_of_offers_after(fake_master, patched)
+    assert decline.call.decline.filters.refuse_seconds == BUSY_REFUSE_SECONDS
+    assert len(launches_of(fake_master, "/uniq")) == 3
+
+
+def test_attribute_constraints_are_honoured(make_scheduler, fake_master, sim):
+    racks = {"agent1": "r1", "agent2": "r2", "agent3": "r3"}
+    add_agents(fake_master, 3, attributes=lambda i: {"rack": f"r{i}"})
+    s = make_scheduler().start()
+    fake_master.auto_offer(0.1)
+    apps = [
+        app_spec("/cluster", 2, constraints=[["rack", "CLUSTER", "r2"]]),
+        app_spec("/like", 4, constraints=[["rack", "LIKE", "r[13]"]]),
+        app_spec("/unlike", 3, constraints=[["rack", "UNLIKE", "r1"]]),
+        app_spec("/groupby", 3, constraints=[["rack", "GROUP_BY"]]),
+        app_spec("/is", 2, constraints=[["rack", "IS", "r3"]]),
+        app_spec("/maxper", 4, constraints=[["rack", "MAX_PER", "1"]]),
+    ]
+    s.api.ok("PUT", "/v2/apps", apps)
+    for spec in apps[:-1]:
+        s.wait_tasks(spec["id"], spec["instances"])
+
+    def rack_counts(app_id):
+        counts = {}
+        for lr in launches_of(fake_master, app_id):
+            counts[racks[lr.agent_id]] = counts.get(racks[lr.agent_id], 0) + 1
+        return counts
+
+    assert rack_counts("/cluster") == {"r2": 2}
+    assert set(rack_counts("/like")) <= {"r1", "r3"} and sum(rack_counts("/like").values()) == 4
+    assert set(rack_counts("/unlike")) <= {"r2", "r3"}
+    assert rack_counts("/groupby") == {"r1": 1, "r2": 1, "r3": 1}
+    assert rack_counts("/is") == {"r3": 2}
+    # MAX_PER 1 over three racks: three run, the fourth waits
+    s.wait_tasks("/maxper", 3)
+    entry = s.wait_until(lambda: (e := queue_entry(s.api, "/maxper")) and e["lastUnusedOfferReasons"] and e,
+                         "the queue to explain why /maxper waits")
+    assert entry["count"] == 1
+    assert any("constraint rack:MAX_PER:1 not satisfied" in why for why in entry["lastUnusedOfferReasons"]), entry
+    assert rack_counts("/maxper") == {"r1": 1, "r2": 1, "r3": 1}
+
+
+def test_idle_offers_declined_then_suppressed_and_revived_for_work(make_scheduler, fake_master, sim):
+    add_agents(fake_master, 2)
+    s = make_scheduler().start()
+    fake_master.auto_offer(0.1)
+    decline = fake_master.wait_decline()
+    assert decline.call.decline.filters.refuse_seconds == IDLE_REFUSE_SECONDS
+    assert len(decline.call.decline.offer_ids) == 2, "both agents' offers declined in one call"
+    fake_master.wait_call("SUPPRESS")
+    assert fake_master.suppressed()
+    n_calls = len(fake_master.calls)
+    r = s.api.post("/v2/apps", app_spec("/web", 2))
+    assert r.status == 201, r
+    revive = fake_master.wait_call("REVIVE", after=n_calls)
+    launched = fake_master.wait_launch(2)
+    assert revive.time < launched[0].time
+    assert not fake_master.suppressed()
+    s.wait_tasks("/web", 2)
+
+
+# --------------------------------------------------------------------------
+# Status updates, the store, reconciliation, recovery
+
+
+def test_updates_acknowledged_only_once_stored(make_scheduler, fake_master, sim, workdir):
+    add_agents(fake_master, 3)
+    s = make_scheduler().start()
+    fake_master.auto_offer(0.1)
+    s.api.ok("POST", "/v2/apps", app_spec("/web", 2), status=201)
+    tasks = s.wait_tasks("/web", 2)
+    known = fake_master.known_tasks
+    for t in tasks:
+        statuses = [st for st in known[t["id"]].statuses if st.HasField("uuid")]
+        assert statuses
+        for st in statuses:
+            assert fake_master.wait_ack(st.uuid).task_id == t["id"]
+    acked = {t["id"] for t in tasks}
+    assert s.kill(signal.SIGTERM) == 0
+
+    # A full disk: the store is capped just above what it holds. The scale-up itself fits (the
+    # API answers 200 only once it is stored); the records of its 100 new tasks do not.
+    pages = page_count(workdir / "data" / "pacer.db")
+    n_acks, n_launches = len(fake_master.acks), len(fake_master.launches)
+    s.start([f"--store-max-pages={pages + 2}"])
+    r = s.api.patch("/v2/apps/web", {"instances": 102})
+    assert r.status == 200, r
+    s.proc.wait_output(r"store commit failed: .*full.*status updates stay unacknowledged", stream="stderr")
+    new = fake_master.wait_launch(100, after=n_launches)
+    assert all(of_app(lr.task_id, "/web") for lr in new)
+    # the master resends the RUNNING updates of the new tasks: none is acknowledged
+    retry = fake_master.timeline.wait("master", "update.retry", match=lambda rec: "attempt=3" in rec.text, timeout=15)
+    assert of_app(retry.text.split("task=")[1].split()[0], "/web")
+    assert not [a for a in fake_master.acks[n_acks:] if a.accepted]
+    assert s.metrics()["pacer_store_commit_failures_total"] >= 1
+
+    # After a crash, what was acknowledged (and what the API confirmed) is all there; the
+    # tasks it never managed to store are unknown to it and killed as strays.
+    n_calls = len(fake_master.calls)
+    s.restart()
+    app = s.api.app("/web")
+    assert app["instances"] == 102
+    tasks = {t["id"]: t for t in s.api.tasks("/web")}
+    assert acked <= set(tasks)
+    assert all(tasks[t]["state"] == "TASK_RUNNING" for t in acked)
+    unstored = {lr.task_id for lr in new}
+    assert not unstored & set(tasks)
+    s.wait_until(lambda: unstored <= killed_since(fake_master, n_calls), "the unstored tasks to be killed")
+
+
+def test_restart_recovers_state_reconciles_and_kills_strays(make_scheduler, fake_master, sim):
+    add_agents(fake_master, 3)
+    s = make_scheduler().start()
+    fid = fake_master.wait_subscribed(1).framework_id
+    fake_master.auto_offer(0.1)
+    s.api.ok("POST", "/v2/apps", app_spec("/web", 3), status=201)
+    before = {t["id"]: t for t in s.wait_tasks("/web", 3)}
+    version = s.api.app("/web")["version"]
+
+    s.kill()
+    fake_master.add_task("ghost.0b6e1c57-5f0e-4c1e-9d7e-3a4b5c6d7e8f", "agent1", framework_id=fid)
+    n_calls, n_launches = len(fake_master.calls), len(fake_master.launches)
+    s.start()
+    sub = fake_master.wait_subscribed(2)
+    assert sub.resubscribe and sub.framework_id == fid
+    explicit = fake_master.wait_call("RECONCILE", lambda c: len(c.reconcile.tasks) > 0, after=n_calls)
+    asked = {t.task_id.value: t.agent_id.value for t in explicit.call.reconcile.tasks}
+    assert asked == {tid: t["slaveId"] for tid, t in before.items()}
+    fake_master.wait_call("RECONCILE", lambda c: len(c.reconcile.tasks) == 0, after=n_calls)
+    fake_master.wait_call("KILL", lambda c: c.kill.task_id.value.startswith("ghost."), after=n_calls)
+    assert s.metrics()["pacer_stray_tasks_killed_total"] == 1
+
+    app = s.api.app("/web")
+    assert app["version"] == version and app["instances"] == 3 and app["tasksRunning"] == 3
+    after = {t["id"]: t for t in s.api.tasks("/web")}
+    assert set(after) == set(before)
+    for tid, t in after.items():
+        assert (t["host"], t["slaveId"], t["version"], t["stagedAt"]) == \
+               (before[tid]["host"], before[tid]["slaveId"], before[tid]["version"], before[tid]["stagedAt"])
+    # nothing relaunched: fresh offers of every agent are declined, no launch
+    offers = fake_master.send_offers([make_offer(f"agent{i}", f"host{i}", cpus=8, mem=1e6) for i in (1, 2, 3)])
+    for offer in offers:
+        fake_master.wait_decline(offer_id=offer.id.value)
+    assert len(fake_master.launches) == n_launches
+    assert not [t for t in killed_since(fake_master, 0) if of_app(t, "/web")]
+
+
+def test_failed_task_relaunched_after_backoff(make_scheduler, fake_master, sim):
+    add_agents(fake_master, 1)
+    s = make_scheduler().start()
+    fake_master.auto_offer(0.1)
+    spec = app_spec("/flaky", 1, backoffSeconds=1, backoffFactor=2, maxLaunchDelaySeconds=60)
+    s.api.ok("POST", "/v2/apps", spec, status=201)
+    task = s.wait_tasks("/flaky", 1)[0]
+    for backoff in (1.0, 2.0):
+        n = len(fake_master.launches)
+        st = fake_master.send_update(task["id"], "TASK_FAILED", message=CRASH_MESSAGE)
+        failed_at = fake_master.wait_update_sent(task["id"], "TASK_FAILED").time
+        fake_master.wait_ack(st.uuid)
+        entry = queue_entry(s.api, "/flaky")
+        assert entry and entry["count"] == 1 and 0 < entry["delay"]["timeLeftSeconds"] <= backoff, entry
+        relaunch = fake_master.wait_launch(1, after=n, timeout=backoff + 5)[0]
+        gap = relaunch.time - failed_at
+        assert backoff - 0.05 <= gap < backoff + 3, f"relaunched {gap:.3f}s after the failure"
+        task = s.wait_tasks("/flaky", 1)[0]
+        assert task["id"] == relaunch.task_id
+    app = s.api.app("/flaky")
+    assert CRASH_MESSAGE in app["pacer"]["lastFailure"] and "TASK_FAILED" in app["pacer"]["lastFailure"]
+    assert app["pacer"]["crashLoop"] is False
+
+
+# --------------------------------------------------------------------------
+# REST
+
+
+def test_rest_apps_shapes_and_codes(make_scheduler, fake_master, sim):
+    add_agents(fake_master, 3)
+    s = make_scheduler().start()
+    fake_master.auto_offer(0.1)
+    api = s.api
+    assert api.ok("GET", "/v2/apps") == {"apps": []}
+
+    r = api.post("/v2/apps", app_spec("/prod/web", 2, env={"MODE": "test"}, labels={"team": "core"}))
+    assert r.status == 201, r
+    assert r.headers["Location"] == "/v2/apps/prod/web"
+    dep = r.headers["Marathon-Deployment-Id"]
+    created = r.json
+    assert created["id"] == "/prod/web" and created["instances"] == 2 and created["env"] == {"MODE": "test"}
+    assert created["upgradeStrategy"] == {"minimumHealthCapacity": 1, "maximumOverCapacity": 1}
+    assert created["killSelection"] == "YOUNGEST_FIRST" and created["backoffFactor"] == 1.15
+    assert created["deployments"] == [{"id": dep}]
+    dup = api.post("/v2/apps", app_spec("/prod/web", 1))
+    assert dup.status == 409 and "already exists" in dup.json["message"]
+    assert s.wait_deployment_done(dep) == "deployment_success"
+
+    tasks = s.wait_tasks("/prod/web", 2)
+    for t in tasks:
+        assert t["id"].startswith("prod_web.") and t["appId"] == "/prod/web"
+        assert t["host"] in ("host1", "host2", "host3") and t["slaveId"].startswith("agent")
+        assert t["state"] == "TASK_RUNNING" and t["version"] == created["version"]
+        assert t["stagedAt"].endswith("Z") and t["startedAt"].endswith("Z")
+        assert t["ports"] == [] and t["healthCheckResults"] == []
+        assert t["registration"]["state"] == "registered"
+    got = api.app("/prod/web")
+    assert (got["tasksRunning"], got["tasksStaged"], got["tasksRegistered"]) == (2, 0, 2)
+    assert got["deployments"] == [] and got["pacer"]["crashLoop"] is False
+    assert [a["id"] for a in api.ok("GET", "/v2/apps?id=/prod")["apps"]] == ["/prod/web"]
+    assert api.ok("GET", "/v2/apps?id=/other")["apps"] == []
+    assert len(api.ok("GET", "/v2/apps?label=team==core")["apps"]) == 1
+    assert api.ok("GET", "/v2/apps?label=team!=core")["apps"] == []
+    missing = api.get("/v2/apps/nope")
+    assert missing.status == 404 and missing.json["message"] == "App '/nope' does not exist"
+
+    # PUT: partial update by default, a new version rolled out
+    r = api.put("/v2/apps/prod/web", {"cmd": "sleep 2000"})
+    assert r.status == 200 and set(r.json) == {"version", "deploymentId"}, r
+    assert s.wait_deployment_done(r.json["deploymentId"]) == "deployment_success"
+    v2 = api.app("/prod/web")
+    assert v2["cmd"] == "sleep 2000" and v2["env"] == {"MODE": "test"} and v2["version"] == r.json["version"]
+    v2_tasks = {t["id"] for t in s.wait_tasks("/prod/web", 2, version=v2["version"])}
+    assert not v2_tasks & {t["id"] for t in tasks}
+
+    # PATCH instances: a scale, the running instances stay
+    r = api.patch("/v2/apps/prod/web", {"instances": 3})
+    assert r.status == 200, r
+    assert s.wait_deployment_done(r.json["deploymentId"]) == "deployment_success"
+    scaled = {t["id"] for t in s.wait_tasks("/prod/web", 3)}
+    assert v2_tasks <= scaled, "scaling up replaced running instances"
+    assert api.patch("/v2/apps/nope", {"instances": 1}).status == 404
+
+    # PUT of an unknown app creates it
+    r = api.put("/v2/apps/prod/api", app_spec("/prod/api", 1))
+    assert r.status == 201 and r.json["deploymentId"], r
+    s.wait_tasks("/prod/api", 1)
+
+    # restart: every instance replaced
+    r = api.post("/v2/apps/prod/web/restart")
+    assert r.status == 200, r
+    assert s.wait_deployment_done(r.json["deploymentId"]) == "deployment_success"
+    restarted = {t["id"] for t in s.wait_tasks("/prod/web", 3)}
+    assert not restarted & scaled
+
+    # /v2/tasks
+    all_tasks = api.ok("GET", "/v2/tasks")["tasks"]
+    assert {t["id"] for t in all_tasks} == restarted | {t["id"] for t in api.tasks("/prod/api")}
+    assert len(api.ok("GET", "/v2/tasks?status=running")["tasks"]) == 4
+    assert api.ok("GET", "/v2/tasks?status=staging")["tasks"] == []
+
+    # DELETE
+    r = api.delete("/v2/apps/prod/api")
+    assert r.status == 200 and r.json["deploymentId"], r
+    s.wait_event("app_terminated_event", {"appId": "/prod/api"})
+    assert api.get("/v2/apps/prod/api").status == 404
+    assert api.delete("/v2/apps/prod/api").status == 404
+    assert [a["id"] for a in api.ok("GET", "/v2/apps")["apps"]] == ["/prod/web"]
+
+
+def test_rest_tasks_delete_with_and_without_scale(make_scheduler, fake_master, sim):
+    add_agents(fake_master, 3)
+    s = make_scheduler().start()
+    fake_master.auto_offer(0.1)
+    api = s.api
+    api.ok("POST", "/v2/apps", app_spec("/web", 3), status=201)
+    first = {t["id"] for t in s.wait_tasks("/web", 3)}
+
+    victim = sorted(first)[0]
+    n_calls = len(fake_master.calls)
+    r = api.post("/v2/tasks/delete", {"ids": [victim]})
+    assert r.status == 200 and [t["id"] for t in r.json["tasks"]] == [victim], r
+    fake_master.wait_call("KILL", lambda c: c.kill.task_id.value == victim, after=n_calls)
+
+    def replaced_set():
+        ts = s.api.tasks("/web")
+        ids = {t["id"] for t in ts}
+        return len(ts) == 3 and victim not in ids and all(task_ready(t) for t in ts) and ids
+
+    replaced = s.wait_until(replaced_set, "the killed task to be replaced")
+    app = api.app("/web")
+    assert first - {victim} <= replaced and app["instances"] == 3
+    assert "lastFailure" not in app["pacer"], "a task killed on request is no failure"
+    assert queue_entry(api, "/web") is None
+
+    victim = sorted(first - {victim})[0]
+    n_calls = len(fake_master.calls)
+    r = api.post("/v2/tasks/delete?scale=true", {"ids": [victim]})
+    assert r.status == 200 and r.json["deploymentId"], r
+    assert s.wait_deployment_done(r.json["deploymentId"]) == "deployment_success"
+    left = {t["id"] for t in s.wait_tasks("/web", 2)}
+    assert left == replaced - {victim}, "scale=true kills that task only and replaces none"
+    assert api.app("/web")["instances"] == 2
+    assert victim in killed_since(fake_master, n_calls)
+
+    assert api.post("/v2/tasks/delete", {"ids": ["web.nope"]}).status == 404
+    assert api.post("/v2/tasks/delete", {"ids": []}).status == 422
+    assert api.post("/v2/tasks/delete", raw=b"{nope").status == 400
+
+
+def test_queue_info_leader_ping_metrics(make_scheduler, fake_master, sim, workdir):
+    add_agents(fake_master, 2)
+    s = make_scheduler().start()
+    fake_master.auto_offer(0.1)
+    api = s.api
+    info = api.ok("GET", "/v2/info")
+    assert info["name"] == "pacer" and info["version"]
+    assert info["frameworkId"] == fake_master.framework_id
+    assert info["leader"] == fake_master.endpoint
+    mc = info["marathon_config"]
+    assert mc["master"] == fake_master.endpoint and mc["mesos_role"] == "*"
+    assert mc["failover_timeout"] == DEFAULT_FAILOVER_TIMEOUT
+    assert info["pacer"]["mode"] == "mesos" and str(workdir / "data") in info["pacer"]["store"]
+    assert "DISABLED" in info["pacer"]["consul"]
+    assert api.ok("GET", "/v2/leader") == {"leader": fake_master.endpoint}
+    ping = api.get("/ping")
+    assert ping.status == 200 and ping.headers["Content-Type"].startswith("text/plain") and ping.text == "pong\n"
+
+    api.ok("POST", "/v2/apps", app_spec("/web", 2), status=201)
+    s.wait_tasks("/web", 2)
+    assert api.ok("GET", "/v2/queue") == {"queue": []}
+    r = api.get("/metrics")
+    assert r.status == 200 and r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    # the gauges follow the state once a second (a timer, no event to wait on)
+    m = wait_for(lambda: (m := s.metrics())["pacer_instances"] == 2 and m, 3.0, "pacer_instances to be 2")
+    assert m["pacer_apps"] == 1
+    assert m["pacer_tasks_launched_total"] == 2
+    assert m["pacer_acknowledgements_total"] >= 2 and m["pacer_status_updates_total"] >= 2
+    assert m["pacer_offers_total"] >= 1
+    assert m['pacer_store_commit_seconds_bucket{le="+Inf"}'] == m["pacer_store_commit_seconds_count"] > 0
+
+
+def test_locked_app_conflicts_unless_forced(make_scheduler, fake_master, sim):
+    add_agents(fake_master, 3)
+    s = make_scheduler().start()
+    fake_master.auto_offer(0.1)
+    api = s.api
+    api.ok("POST", "/v2/apps", app_spec("/web", 2), status=201)
+    s.wait_tasks("/web", 2)
+    r = api.put("/v2/apps/web", {"cmd": "sleep 2001", "labels": {SIM_LABEL: "unready"}})
+    assert r.status == 200, r
+    held = r.json
+    s.wait_until(lambda: len(sim.held_of("/web")) == 2, "the new instances to run (not ready)")
+
+    for method, path, body in (("PUT", "/v2/apps/web", {"cmd": "sleep 2002"}),
+                               ("PATCH", "/v2/apps/web", {"instances": 3}),
+                               ("DELETE", "/v2/apps/web", None),
+                               ("POST", "/v2/apps/web/restart", None),
+                               ("PUT", "/v2/apps", [app_spec("/web", 2)])):
+        c = api.request(method, path, body)
+        assert c.status == 409, (method, path, c)
+        assert "locked" in c.json["message"] and "force=true" in c.json["message"]
+        assert c.json["deployments"] == [{"id": held["deploymentId"]}]
+    assert api.app("/web")["version"] == held["version"], "a refused change changes nothing"
+
+    r = api.put("/v2/apps/web?force=true", {"cmd": "sleep 2003", "labels": {}})
+    assert r.status == 200 and r.json["deploymentId"] != held["deploymentId"], r
+    stopped = s.wait_event("deployment_step_failure", {"deploymentId": held["deploymentId"], "appId": "/web"})
+    assert stopped.detail["state"] == "stopped" and "forced" in stopped.detail["reason"]
+    assert s.wait_deployment_done(r.json["deploymentId"]) == "deployment_success"
+    s.wait_tasks("/web", 2, version=r.json["version"])
+    assert api.app("/web")["cmd"] == "sleep 2003"
+
+
+# --------------------------------------------------------------------------
+# Bad input
+
+
+def test_malformed_json_is_400_with_a_message(make_scheduler, fake_master):
+    s = make_scheduler().start()
+    for body in (b'{"id": "/web", "cmd": ', b'{"id": "/web"} trailing', b'\xff\xfe', b''):
+        r = s.api.post("/v2/apps", raw=body)
+        assert r.status == 400, (body, r)
+        assert r.json["message"]
+    r = s.api.post("/v2/apps", raw=b'{"id": "/web", "cmd": "x", "cmd": "y"}')
+    assert r.status == 400 and "cmd" in r.text
+    assert s.api.ok("GET", "/v2/apps") == {"apps": []}
+
+
+def test_oversized_body_refused_before_it_is_read(make_scheduler, fake_master):
+    s = make_scheduler().start()
+    with socket.create_connection(("127.0.0.1", s.api.port), timeout=5) as sock:
+        t0 = time.monotonic()
+        sock.sendall(f"POST /v2/apps HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: {TEN_MIB}\r\n\r\n".encode() + b"[" * 65536)
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            chunk = sock.recv(65536)
+            assert chunk, f"connection closed without an answer: {answer!r}"
+            answer += chunk
+        elapsed = time.monotonic() - t0
+        assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+        assert elapsed < 2.0, f"answered after {elapsed:.2f}s"
+        # the rest of the 10 MiB is never read: the server closes the connection
+        try:
+            while sock.recv(65536):
+                pass
+        except ConnectionResetError:
+            pass
+    assert b"over the limit" in answer
+    assert s.api.ok("GET", "/v2/apps") == {"apps": []}
+    assert s.api.get("/ping").status == 200
+
+
+@pytest.mark.parametrize("app_id, error", [
+    ("/../x", "above the root"),
+    ("/my app", "space"),
+    ("/Web", "upper-case"),
+    ("/a//b", "empty path segment"),
+])
+def test_bad_ids_are_422_at_path_id(make_scheduler, fake_master, app_id, error):
+    s = make_scheduler().start()
+    r = s.api.post("/v2/apps", app_spec(app_id))
+    assert r.status == 422, r
+    errors = detail_errors(r)
+    assert list(errors) == ["/id"] and error in " ".join(errors["/id"]), errors
+    assert s.api.ok("GET", "/v2/apps") == {"apps": []}
+
+
+def test_bad_resources_and_constraints_are_422_with_every_path(make_scheduler, fake_master):
+    s = make_scheduler().start()
+    spec = app_spec("/web", 1, cpus=-1, mem=-5, constraints=[["hostname", "SOMETIMES"], ["rack", "LIKE", "r(1"],
+                                                            ["rack", "LIKE", "\\d+"]])
+    r = s.api.post("/v2/apps", spec)
+    assert r.status == 422, r
+    assert r.json["message"] == "Object is not valid"
+    errors = detail_errors(r)
+    assert set(errors) == {"/cpus", "/mem", "/constraints(0)", "/constraints(1)", "/constraints(2)"}, errors
+    assert "unknown operator \"SOMETIMES\"" in errors["/constraints(0)"][0]
+    assert errors["/constraints(1)"] and errors["/constraints(2)"]
+    unknown = s.api.post("/v2/apps", dict(app_spec("/web"), instance=3))
+    assert unknown.status == 422 and "unknown field" in " ".join(detail_errors(unknown)["/instance"])
+    assert s.api.ok("GET", "/v2/apps") == {"apps": []}
+
+
+def test_constraint_on_missing_attribute_waits_in_queue(make_scheduler, fake_master, sim):
+    add_agents(fake_master, 2, attributes=lambda i: {"rack": f"r{i}"})
+    s = make_scheduler().start()
+    fake_master.auto_offer(0.1)
+    r = s.api.post("/v2/apps", app_spec("/gpu", 1, constraints=[["gpu_type", "IS", "a100"]]))
+    assert r.status == 201, r
+    created = time.monotonic()
+    entry = s.wait_until(lambda: (e := queue_entry(s.api, "/gpu")) and e["lastUnusedOfferReasons"] and e,
+                         "the queue to explain why /gpu waits")
+    assert entry["count"] == 1
+    assert any("no attribute gpu_type" in why for why in entry["lastUnusedOfferReasons"]), entry
+    decline = decline_of_offers_after(fake_master, created)
+    assert decline.call.decline.filters.refuse_seconds == BUSY_REFUSE_SECONDS
+    assert not fake_master.launches
+    assert s.api.app("/gpu")["deployments"], "its deployment waits"
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_corrupt_store_refused_at_start(make_scheduler, fake_master, workdir, damage):
+    s = make_scheduler()
+    s.start()
+    s.api.ok("POST", "/v2/apps", app_spec("/web", 0), status=201)
+    assert s.kill(signal.SIGTERM) == 0
+    db = workdir / "data" / "pacer.db"
+    if damage == "garbage":
+        db.write_bytes(b"this is not a database, just junk\n" * 200)
+    else:
+        data = db.read_bytes()
+        db.write_bytes(data[:4096 + 100])
+    rc, err = s.run_to_exit()
+    assert rc != 0
+    assert "cannot open the state" in err and str(db) in err
+    assert "corrupt" in err or "not a" in err or "damaged" in err, err
+
+
+def test_store_of_another_framework_refused(make_scheduler, fake_master, workdir):
+    s = make_scheduler().start()
+    assert s.kill(signal.SIGTERM) == 0
+    rc, err = s.run_to_exit(["--framework-name=other"])
+    assert rc != 0
+    assert "belongs to framework 'pacer', not 'other'" in err, err
+
+
+def test_batch_with_one_invalid_app_changes_nothing(make_scheduler, fake_master, sim):
+    add_agents(fake_master, 2)
+    s = make_scheduler().start()
+    fake_master.auto_offer(0.1)
+    api = s.api
+    api.ok("POST", "/v2/apps", app_spec("/keep", 1), status=201)
+    s.wait_tasks("/keep", 1)
+    before = api.app("/keep")
+    n_launches = len(fake_master.launches)
+    r = api.put("/v2/apps", [app_spec("/keep", 2, cmd="sleep 3000"), app_spec("/new", 1),
+                             app_spec("/broken", 1, mem=-1)])
+    assert r.status == 422, r
+    assert set(detail_errors(r)) == {"/(2)/mem"}, r.json
+    after = api.app("/keep")
+    assert (after["version"], after["cmd"], after["instances"]) == (before["version"], before["cmd"], 1)
+    assert api.get("/v2/apps/new").status == 404
+    assert api.ok("GET", "/v2/deployments") == []
+    assert len(fake_master.launches) == n_launches
