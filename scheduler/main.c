@@ -80,7 +80,7 @@ int main(int argc, char **argv)
         int64_t failover_ns = 7LL * 24 * 3600 * NSEC_PER_SEC, step_deadline_ns = 10LL * 60 * NSEC_PER_SEC;
         int64_t crash_window_ns = 5LL * 60 * NSEC_PER_SEC, crash_failures = 5, store_max_pages = 0;
         int64_t local_port_begin = 31000, local_port_end = 32000;
-        double executor_cpus = 0.01, executor_mem = 16, executor_disk = 0, local_cpus = 0, local_mem = 0;
+        double executor_cpus = 0.01, executor_mem = 32, executor_disk = 0, local_cpus = 0, local_mem = 0;
         bool checkpoint = true, auto_rollback = false;
         LogLevel level = LOG_LEVEL_INFO;
         const Flag flags[] = {
@@ -114,7 +114,7 @@ int main(int argc, char **argv)
                 { "executor-cpus", FLAG_DOUBLE, &executor_cpus, "PACER_EXECUTOR_CPUS",
                   "CPUs reserved for each executor.", NULL, 0, 0 },
                 { "executor-mem", FLAG_DOUBLE, &executor_mem, "PACER_EXECUTOR_MEM",
-                  "Memory (MB) reserved for each executor.", NULL, 0, 0 },
+                  "Memory (MB) reserved for each executor (Mesos warns below 32).", NULL, 0, 0 },
                 { "executor-log-level", FLAG_STRING, &executor_log_level, "PACER_EXECUTOR_LOG_LEVEL",
                   "Log level passed to the executors.", "LEVEL", 0, 0 },
                 { "consul", FLAG_STRING, &consul, "CONSUL_HTTP_ADDR",
