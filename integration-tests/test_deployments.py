@@ -189,7 +189,9 @@ def test_stop_retry_and_rollback_of_one_app_in_a_batch(make_scheduler, fake_mast
 
     sim.release("/x")
     sim.release("/y")
-    assert s.wait_deployment_done(dep) == "deployment_success"
+    # /z did not get what the deployment asked for: the deployment says so
+    assert s.wait_deployment_done(dep) == "deployment_failed"
+    assert s.timeline.last("sse", "deployment_failed").detail["reason"] == "/z: rolled back"
     for app_id, seen in (("/x", x_tasks), ("/y", y_tasks)):
         assert ids(s.wait_tasks(app_id, 2, version=version)) == seen - before[app_id], "the held ones, kept"
 
@@ -231,7 +233,7 @@ def test_delete_deployment_rolls_back_or_stops(make_scheduler, fake_master, sim)
     s.wait_until(lambda: len(sim.held_of("/one")) == 2, "/one's new instances to run")
     r = s.api.delete(f"/v2/deployments/{dep}")
     assert r.status == 200 and r.json["deploymentId"] == dep, r
-    assert s.wait_deployment_done(dep) == "deployment_success"
+    assert s.wait_deployment_done(dep) == "deployment_failed", "rolled back: not what was deployed"
     one = s.api.app("/one")
     assert one["cmd"] == "sleep 1001"
     s.wait_tasks("/one", 2, version=one["version"])
@@ -289,7 +291,9 @@ def test_step_deadline_with_auto_rollback_restores_the_previous_version(make_sch
     assert failed.detail["reason"] == "deadline of 2s passed"
     rolled = s.wait_event("deployment_step_success", {"deploymentId": dep, "appId": "/app"})
     assert rolled.detail["reason"] == "rolled back: deadline of 2s passed"
-    s.wait_deployment_done(dep)
+    assert s.wait_deployment_done(dep) == "deployment_failed"
+    assert s.timeline.last("sse", "deployment_failed").detail["reason"] == \
+        "/app: rolled back: deadline of 2s passed"
     app = s.api.app("/app")
     assert app["cmd"] == "sleep 1000" and app["labels"] == {} and app["version"] != version
     tasks = s.wait_tasks("/app", 2, version=app["version"])

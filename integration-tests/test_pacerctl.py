@@ -335,6 +335,13 @@ def test_deploy_failure_exits_1_with_the_reason(ctl, api, tmp_path):
     assert "  /crash failed: crash loop: 2 task failures within 60s (limit 2)" in err
 
 
+def test_deploy_rolled_back_is_a_failure(ctl, api, tmp_path):
+    f = write(tmp_path, "back.json", {"id": "/back", "cmd": "x", "labels": {"fake.behaviour": "rollback"}})
+    p = ctl("deploy", f)
+    assert p.returncode == 1, (p.stdout, p.stderr)
+    assert " failed after " in p.stderr.splitlines()[0]
+
+
 def test_batch_where_one_app_fails_reports_it_and_the_others_finish(ctl, api, tmp_path):
     f = write(tmp_path, "batch.json", [{"id": "/good", "cmd": "x", "instances": 2},
                                        {"id": "/bad", "cmd": "x", "labels": {"fake.behaviour": "fail"}}])
@@ -504,6 +511,11 @@ def test_waiting_by_polling_when_there_is_no_event_stream(pacerctl, tmp_path):
             env=ctl_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT)
         assert bad.returncode == 1
         assert "  /crash failed: crash loop" in bad.stderr  # the step's state in GET /v2/deployments
+        back = subprocess.run(run + ["deploy", FAST_POLL, write(tmp_path, "back.json", {
+            "id": "/back", "cmd": "x", "labels": {"fake.behaviour": "rollback"}})],
+            env=ctl_env(), capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        assert back.returncode == 1, "a step back at its previous version is no success"
+        assert "  /back rolled back: deadline of 1s passed" in back.stderr
     finally:
         fake.stop()
 

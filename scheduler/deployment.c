@@ -97,12 +97,36 @@ bool deployment_finished(const Deployment *d)
         return true;
 }
 
+/* A rolled-back step reached its previous version: what was asked did not happen. */
+static bool step_applied(const DeploymentStep *st)
+{
+        return st->state == STEP_SUCCEEDED && !st->rollback;
+}
+
 bool deployment_succeeded(const Deployment *d)
 {
         for (size_t i = 0; i < d->n_steps; i++)
-                if (d->steps[i].state != STEP_SUCCEEDED)
+                if (!step_applied(&d->steps[i]))
                         return false;
         return true;
+}
+
+const char *deployment_failure(const Deployment *d, char *buf, size_t size)
+{
+        for (size_t i = 0; i < d->n_steps; i++) {
+                const DeploymentStep *st = &d->steps[i];
+                if (step_applied(st))
+                        continue;
+                const char *what =
+                        st->state == STEP_SUCCEEDED ? "rolled back" : step_state_to_string(st->state);
+                if (strneq(st->reason, what, strlen(what))) /* "rolled back: deadline..." says it already */
+                        snprintf(buf, size, "%s: %s", st->app_id, st->reason);
+                else
+                        snprintf(buf, size, "%s: %s%s%s", st->app_id, what, *st->reason ? ": " : "",
+                                 st->reason);
+                return buf;
+        }
+        return NULL;
 }
 
 static void step_done(DeploymentStep *s)

@@ -76,7 +76,10 @@ int deployment_add_step(Deployment *d, const char *app_id, StepAction action, Ap
                         AppVersion *to, DeploymentStep **ret);
 DeploymentStep *deployment_step(Deployment *d, const char *app_id);
 bool deployment_finished(const Deployment *d);
+/* Every step applied: succeeded, and not by rolling back. */
 bool deployment_succeeded(const Deployment *d);
+/* Why it did not succeed, for its deployment_failed event: the first step not applied. */
+const char *deployment_failure(const Deployment *d, char *buf, size_t size);
 Deployment *deployment_free(Deployment *d);
 
 /* Orders steps by dependencies: deps of a step are the apps it depends on that

@@ -445,14 +445,20 @@ static int recover(Scheduler *s, PacerError *err)
 
 static void finish_deployment(Scheduler *s, Deployment *d)
 {
-        bool ok = deployment_succeeded(d);
+        char why[DEPLOYMENT_REASON_MAX + 300];
+        const char *failure = deployment_failure(d, why, sizeof(why));
         PacerError err;
 
         if (d->finished)
                 return;
         d->finished = true;
-        log_info("deployment %s %s", d->id, ok ? "finished" : "ended with failed or stopped steps");
-        emit(s, ok ? "deployment_success" : "deployment_failed", json_pack("{s:s}", "id", d->id));
+        if (failure) {
+                log_info("deployment %s ended without applying everything: %s", d->id, failure);
+                emit(s, "deployment_failed", json_pack("{s:s, s:s}", "id", d->id, "reason", failure));
+        } else {
+                log_info("deployment %s finished", d->id);
+                emit(s, "deployment_success", json_pack("{s:s}", "id", d->id));
+        }
         for (size_t i = 0; i < d->n_steps; i++) {
                 App *app = state_app(&s->state, d->steps[i].app_id);
                 if (app && app->deployment == d)

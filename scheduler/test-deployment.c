@@ -349,6 +349,35 @@ static void test_dependencies_and_cycles(void **state)
         state_done(&st);
 }
 
+static void test_rolled_back_step_is_no_success(void **state)
+{
+        Deployment *d = deployment_new("v1");
+        DeploymentStep *a, *b;
+        char buf[300];
+
+        deployment_add_step(d, "/a", STEP_ACTION_RESTART, NULL, NULL, NULL);
+        deployment_add_step(d, "/b", STEP_ACTION_RESTART, NULL, NULL, NULL);
+        a = deployment_step(d, "/a"); /* after the last add: steps live in one array */
+        b = deployment_step(d, "/b");
+        a->state = b->state = STEP_SUCCEEDED;
+        assert_true(deployment_succeeded(d));
+        assert_null(deployment_failure(d, buf, sizeof(buf)));
+
+        /* reaching the previous version is not what was asked */
+        b->rollback = true;
+        assert_false(deployment_succeeded(d));
+        assert_string_equal(deployment_failure(d, buf, sizeof(buf)), "/b: rolled back");
+        snprintf(b->reason, sizeof(b->reason), "rolled back: deadline of 2s passed");
+        assert_string_equal(deployment_failure(d, buf, sizeof(buf)),
+                            "/b: rolled back: deadline of 2s passed");
+
+        b->rollback = false;
+        b->state = STEP_FAILED;
+        snprintf(b->reason, sizeof(b->reason), "crash loop");
+        assert_string_equal(deployment_failure(d, buf, sizeof(buf)), "/b: failed: crash loop");
+        deployment_free(d);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -359,6 +388,7 @@ int main(void)
                 cmocka_unit_test(test_scale_up_and_down_with_kill_selection),
                 cmocka_unit_test(test_stop_kills_everything),
                 cmocka_unit_test(test_dependencies_and_cycles),
+                cmocka_unit_test(test_rolled_back_step_is_no_success),
         };
         log_set_level(LOG_LEVEL_ERROR);
         return cmocka_run_group_tests(tests, NULL, NULL);

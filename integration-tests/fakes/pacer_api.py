@@ -29,6 +29,9 @@ How a deployment goes is scripted by the app's label ``fake.behaviour``:
     with a crash-loop reason and the deployment ends with ``deployment_failed``.
 ``hold``
     nothing happens: the deployment stays running and locks the app.
+``rollback``
+    the step turns back at once (as after a deadline with auto-rollback): it ends
+    ``succeeded`` with ``rollback: true``, and the deployment with ``deployment_failed``.
 ``vanish``
     the deployment disappears at the first tick without any event and without instances.
 
@@ -426,8 +429,13 @@ class FakePacerApi:
             if dep.id not in self.deployments:
                 continue
             if all(s.state in ("succeeded", "failed", "stopped") for s in dep.steps):
-                ok = all(s.state == "succeeded" for s in dep.steps)
-                self._emit("deployment_success" if ok else "deployment_failed", {"id": dep.id})
+                # a step back at its previous version did not get what was asked
+                bad = [s for s in dep.steps if s.state != "succeeded" or s.rollback]
+                if bad:
+                    what = "rolled back" if bad[0].state == "succeeded" else bad[0].state
+                    self._emit("deployment_failed", {"id": dep.id, "reason": f"{bad[0].app_id}: {what}"})
+                else:
+                    self._emit("deployment_success", {"id": dep.id})
                 self._finish(dep)
                 if self.linger:
                     self.lingering[dep.id] = [dep, self.linger]
@@ -456,6 +464,10 @@ class FakePacerApi:
             return
         if behaviour == "vanish":
             self._finish(dep)
+            return
+        if behaviour == "rollback":
+            step.rollback = True
+            self._step_done(dep, step, "succeeded", "rolled back: deadline of 1s passed")
             return
         tasks = self.tasks.setdefault(step.app_id, [])
         if step.action == "StopApplication":

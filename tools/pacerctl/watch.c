@@ -95,7 +95,8 @@ static StepClass step_class(const char *state)
 {
         if (strcasecmp(state, "succeeded") == 0)
                 return STEP_CLASS_DONE;
-        if (strcasecmp(state, "failed") == 0 || strcasecmp(state, "stopped") == 0)
+        if (strcasecmp(state, "failed") == 0 || strcasecmp(state, "stopped") == 0 ||
+            strcasecmp(state, "rolled back") == 0)
                 return STEP_CLASS_BAD;
         return STEP_CLASS_PENDING;
 }
@@ -369,6 +370,11 @@ static void take_deployment(Watch *w, const json_t *d)
                 const char *id = api_str(v, "appId"), *state = api_str(v, "state");
                 WatchApp *a = id ? app_add(w, id) : NULL;
 
+                /* back at its previous version: not what was deployed */
+                if (state && step_class(state) == STEP_CLASS_DONE &&
+                    json_is_true(json_object_get(v, "rollback")))
+                        state = "rolled back";
+
                 if (!state) {
                         all_final = false;
                         continue;
@@ -586,8 +592,11 @@ static int report_outcome(Watch *w)
                 if (step_class(a->state) != STEP_CLASS_BAD)
                         continue;
                 (void)term_sanitize(&id, a->id, 0);
-                fprintf(stderr, "  %s %s%s%s\n", buf_str(&id), a->state, a->reason[0] ? ": " : "",
-                        a->reason);
+                if (strneq(a->reason, a->state, strlen(a->state))) /* "rolled back: deadline..." */
+                        fprintf(stderr, "  %s %s\n", buf_str(&id), a->reason);
+                else
+                        fprintf(stderr, "  %s %s%s%s\n", buf_str(&id), a->state, a->reason[0] ? ": " : "",
+                                a->reason);
                 buf_done(&id);
                 any_step = true;
         }
