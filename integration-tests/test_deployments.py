@@ -358,6 +358,30 @@ def test_dependencies_are_deployed_in_order(make_scheduler, fake_master, sim):
     assert min(lr.time for lr in launches_of(fake_master, "/b")) > ready_at
 
 
+def test_step_whose_dependency_failed_stops_and_its_app_stays_as_it_stood(make_scheduler, fake_master, sim):
+    add_agents(fake_master, 3)
+    s = make_scheduler("--crash-loop-failures=2", "--crash-loop-window=60s").start()
+    fake_master.auto_offer(0.1)
+    v1 = [app_spec("/db", 1), app_spec("/web", 2, dependencies=["/db"])]
+    before = start_apps(s, v1)
+    n_launches = len(fake_master.launches)
+    dep, version = deploy(s, [dict(v1[0], cmd="exit 1", labels={SIM_LABEL: "crash"}, backoffSeconds=0),
+                              dict(v1[1], cmd="sleep 2000")])
+
+    failed = s.wait_event("deployment_step_failure", {"deploymentId": dep, "appId": "/db"})
+    assert failed.detail["state"] == "failed"
+    # /web would wait for /db forever: it stops instead, and the deployment ends
+    stopped = s.wait_event("deployment_step_failure", {"deploymentId": dep, "appId": "/web"})
+    assert stopped.detail["state"] == "stopped"
+    assert stopped.detail["reason"] == "not started: dependency /db failed"
+    assert s.wait_deployment_done(dep) == "deployment_failed"
+    # /web's definition is the new one, but nothing of it ran: its old instances serve, no more
+    assert s.api.app("/web")["version"] == version
+    fresh_offers_declined(fake_master)
+    assert not launches_of(fake_master, "/web", n_launches)
+    assert ids(s.api.tasks("/web")) == before["/web"]
+
+
 # --------------------------------------------------------------------------
 # Bad input
 

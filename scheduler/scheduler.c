@@ -593,12 +593,32 @@ static void run_step(Scheduler *s, Deployment *d, DeploymentStep *st, App *app)
 
 /* Starts the steps whose dependencies are done, runs the running ones,
  * ends the deployment when every step is final. */
+/* The dependency of st that failed or was stopped, which st would wait for forever, or NULL. */
+static const DeploymentStep *dep_given_up(Deployment *d, const DeploymentStep *st)
+{
+        for (size_t k = 0; k < st->n_deps; k++) {
+                const DeploymentStep *dep = deployment_step(d, st->deps[k]);
+                if (dep && (dep->state == STEP_FAILED || dep->state == STEP_STOPPED))
+                        return dep;
+        }
+        return NULL;
+}
+
 static void advance_deployment(Scheduler *s, Deployment *d)
 {
         if (d->finished)
                 return;
         for (size_t i = 0; i < d->n_steps; i++) {
                 DeploymentStep *st = &d->steps[i];
+                const DeploymentStep *dep = st->state == STEP_WAITING ? dep_given_up(d, st) : NULL;
+                if (dep) {
+                        /* it would never start: it stops, and the deployment can end (failed) */
+                        char why[DEPLOYMENT_REASON_MAX];
+                        snprintf(why, sizeof(why), "not started: dependency %s %s", dep->app_id,
+                                 step_state_to_string(dep->state));
+                        step_finish(s, d, st, STEP_STOPPED, why);
+                        continue;
+                }
                 if (st->state == STEP_WAITING && deps_satisfied(d, st))
                         step_start(s, d, st);
                 if (st->state == STEP_RUNNING)
@@ -734,9 +754,11 @@ static uint32_t launch_demand(Scheduler *s, App *app, AppVersion **ret_version)
                 *ret_version = st->to;
                 return plan.launch;
         }
-        /* steady state: keep the current version's count (replaces failed instances) */
+        /* steady state: keep the count (replaces failed instances with the current version). Every
+         * version counts, as in Marathon: after a stopped step the app stays as it stood, old and new
+         * instances side by side, rather than growing new ones next to the old */
         for (Instance *i = app->instances; i; i = i->next)
-                if (instance_active(i) && i->version == app->current)
+                if (instance_active(i))
                         active++;
         return active < app->current->spec->instances ? app->current->spec->instances - active : 0;
 }
