@@ -54,6 +54,7 @@ struct Scheduler {
         size_t n_acks, cap_acks;
         ev_prepare commit_watcher;
         ev_timer tick;
+        ev_timer revive_timer; /* a REVIVE held back by REVIVE_MIN_INTERVAL_S goes out when it ends */
         ev_timer reconcile_timer;
         double reconcile_retry_s;
         bool suppressed;
@@ -727,14 +728,25 @@ static void want_offers(Scheduler *s)
 
         if (!s->subscribed || !(s->suppressed || s->filtered || starved))
                 return;
-        if (!s->suppressed && now - s->last_revive < REVIVE_MIN_INTERVAL_S)
+        if (!s->suppressed && now - s->last_revive < REVIVE_MIN_INTERVAL_S) {
+                /* not at the next tick, up to a second later: as soon as the interval allows */
+                if (!ev_is_active(&s->revive_timer)) {
+                        ev_timer_set(&s->revive_timer, s->last_revive + REVIVE_MIN_INTERVAL_S - now, 0.);
+                        ev_timer_start(s->loop, &s->revive_timer);
+                }
                 return;
+        }
         if (s->master->ops->revive(s->master) >= 0) {
                 s->suppressed = false;
                 s->filtered = false;
                 s->last_revive = now;
                 log_debug("reviving offers: work is waiting");
         }
+}
+
+static void on_revive_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+        want_offers(w->data);
 }
 
 /* Instances an app wants launched now, of which version. */
@@ -1976,6 +1988,8 @@ int scheduler_new(struct ev_loop *loop, const SchedulerConfig *cfg, Scheduler **
         s->commit_watcher.data = s;
         ev_timer_init(&s->tick, on_tick, TICK_S, TICK_S);
         s->tick.data = s;
+        ev_timer_init(&s->revive_timer, on_revive_timer, 0., 0.);
+        s->revive_timer.data = s;
         ev_timer_init(&s->reconcile_timer, on_reconcile_timer, 0., 0.);
         s->reconcile_timer.data = s;
         *ret = s;
@@ -2009,6 +2023,7 @@ Scheduler *scheduler_free(Scheduler *s)
                 return NULL;
         ev_prepare_stop(s->loop, &s->commit_watcher);
         ev_timer_stop(s->loop, &s->tick);
+        ev_timer_stop(s->loop, &s->revive_timer);
         ev_timer_stop(s->loop, &s->reconcile_timer);
         if (s->store && store_pending(s->store)) {
                 PacerError err;
