@@ -800,6 +800,59 @@ typedef struct Wanted {
         size_t n_ports;
 } Wanted;
 
+/* The tasks one offer launches. */
+typedef struct OfferLaunch {
+        LaunchArena *arena;
+        TaskInfo **tasks;
+        Instance **launched;
+        size_t n_tasks;
+} OfferLaunch;
+
+static void offer_launch_done(OfferLaunch *l)
+{
+        free(l->tasks);
+        free(l->launched);
+        launch_arena_free(l->arena);
+        *l = (OfferLaunch){ 0 };
+}
+
+/* Creates (and queues for the store) the instances placed on offer o and
+ * their TaskInfos. Returns how many. */
+static size_t build_launches(Scheduler *s, const Mesos__V1__Offer *of, size_t o, const PlacementResult *res,
+                             const PlacementRequest *reqs, Wanted *wanted, OfferLaunch *l)
+{
+        l->arena = launch_arena_new();
+        l->tasks = calloc(res->n_launches, sizeof(*l->tasks));
+        l->launched = calloc(res->n_launches, sizeof(*l->launched));
+        for (size_t k = 0; l->arena && l->tasks && l->launched && k < res->n_launches; k++) {
+                const PlacementLaunch *pl = &res->launches[k];
+                if (pl->offer != o)
+                        continue;
+                Wanted *w = &wanted[reqs[pl->request].app];
+                Instance *inst;
+                if (state_instance_new(&s->state, w->app, w->version, &inst) < 0)
+                        continue;
+                Agent *agent = state_agent_get(&s->state, of->agent_id->value, of->hostname, NULL, 0);
+                state_instance_set_agent(&s->state, inst, agent);
+                inst->ports = calloc(pl->n_host_ports + 1, sizeof(uint32_t));
+                if (inst->ports && pl->n_host_ports > 0) { /* no ports: host_ports is NULL */
+                        memcpy(inst->ports, pl->host_ports, pl->n_host_ports * sizeof(uint32_t));
+                        inst->n_ports = (uint8_t)pl->n_host_ports;
+                }
+                TaskInfo *ti;
+                if (launch_task_info(l->arena, &s->cfg.launch, inst, of->agent_id->value, of->hostname,
+                                     inst->ports, inst->n_ports, pl->task_resources, pl->n_task_resources,
+                                     pl->executor_resources, pl->n_executor_resources, &ti) < 0) {
+                        state_instance_remove(&s->state, inst);
+                        continue;
+                }
+                persist_instance(s, inst);
+                l->tasks[l->n_tasks] = ti;
+                l->launched[l->n_tasks++] = inst;
+        }
+        return l->n_tasks;
+}
+
 static void handle_offers(Scheduler *s, const Mesos__V1__Scheduler__Event__Offers *ev)
 {
         size_t n_offers = ev->n_offers, n_apps = 0, n_req = 0, cap_req, max_req = s->cfg.launches_per_round;
@@ -897,70 +950,51 @@ static void handle_offers(Scheduler *s, const Mesos__V1__Scheduler__Event__Offer
                         res = NULL;
         }
 
-        /* launches, one ACCEPT per offer */
+        /* launches: built for every offer, stored, and only then sent (one ACCEPT per offer). A task
+         * the master runs is always one the store knows: after a crash it is recovered, not killed as
+         * a stray; and when the store cannot commit, nothing is launched */
+        _cleanup_free_ OfferLaunch *ol = calloc(n_offers + 1, sizeof(*ol));
+        size_t n_launching = 0;
+        bool stored = true;
+        if (!ol)
+                return;
+        for (size_t o = 0; res && o < n_offers; o++)
+                if (res->offers[o].used)
+                        n_launching += build_launches(s, ev->offers[o], o, res, reqs, wanted, &ol[o]);
+        if (n_launching > 0) {
+                PacerError err = { "" };
+                if (store_commit(s->store, &err) < 0) {
+                        metrics_counter_inc(s->m_commit_failures);
+                        log_error("store commit failed: %s; the %zu launches of this offer round are not "
+                                  "sent",
+                                  err.msg, n_launching);
+                        stored = false;
+                }
+        }
         for (size_t o = 0; o < n_offers; o++) {
                 const Mesos__V1__Offer *of = ev->offers[o];
-                LaunchArena *arena = NULL;
-                TaskInfo **tasks = NULL;
-                Instance **launched = NULL;
-                size_t n_tasks = 0;
+                OfferLaunch *l = &ol[o];
 
-                if (res && res->offers[o].used) {
-                        arena = launch_arena_new();
-                        tasks = calloc(res->n_launches, sizeof(*tasks));
-                        launched = calloc(res->n_launches, sizeof(*launched));
-                        for (size_t l = 0; arena && tasks && launched && l < res->n_launches; l++) {
-                                const PlacementLaunch *pl = &res->launches[l];
-                                if (pl->offer != o)
-                                        continue;
-                                Wanted *w = &wanted[reqs[pl->request].app];
-                                Instance *inst;
-                                if (state_instance_new(&s->state, w->app, w->version, &inst) < 0)
-                                        continue;
-                                Agent *agent = state_agent_get(&s->state, of->agent_id->value, of->hostname,
-                                                               NULL, 0);
-                                state_instance_set_agent(&s->state, inst, agent);
-                                inst->ports = calloc(pl->n_host_ports + 1, sizeof(uint32_t));
-                                if (inst->ports && pl->n_host_ports > 0) { /* no ports: host_ports is NULL */
-                                        memcpy(inst->ports, pl->host_ports,
-                                               pl->n_host_ports * sizeof(uint32_t));
-                                        inst->n_ports = (uint8_t)pl->n_host_ports;
-                                }
-                                TaskInfo *ti;
-                                if (launch_task_info(arena, &s->cfg.launch, inst, of->agent_id->value,
-                                                     of->hostname, inst->ports, inst->n_ports,
-                                                     pl->task_resources, pl->n_task_resources,
-                                                     pl->executor_resources, pl->n_executor_resources,
-                                                     &ti) < 0) {
-                                        state_instance_remove(&s->state, inst);
-                                        continue;
-                                }
-                                tasks[n_tasks] = ti;
-                                launched[n_tasks++] = inst;
-                        }
-                }
-                if (n_tasks > 0 && s->master->ops->accept(s->master, of->id->value, tasks, n_tasks,
-                                                          s->cfg.refuse_seconds) >= 0) {
+                if (l->n_tasks > 0 && stored &&
+                    s->master->ops->accept(s->master, of->id->value, l->tasks, l->n_tasks,
+                                           s->cfg.refuse_seconds) >= 0) {
                         s->filtered = true;
-                        for (size_t t = 0; t < n_tasks; t++) {
-                                persist_instance(s, launched[t]);
-                                log_info_s(launched[t]->task_id, "launching on %s (%s)", of->hostname,
-                                           launched[t]->app->id);
+                        for (size_t t = 0; t < l->n_tasks; t++) {
+                                log_info_s(l->launched[t]->task_id, "launching on %s (%s)", of->hostname,
+                                           l->launched[t]->app->id);
                                 emit(s, "status_update_event",
-                                     json_pack("{s:s, s:s, s:s, s:s}", "taskId", launched[t]->task_id,
-                                               "appId", launched[t]->app->id, "taskStatus", "TASK_STAGING",
-                                               "host", of->hostname));
+                                     json_pack("{s:s, s:s, s:s, s:s}", "taskId", l->launched[t]->task_id,
+                                               "appId", l->launched[t]->app->id, "taskStatus",
+                                               "TASK_STAGING", "host", of->hostname));
                         }
-                        metrics_counter_add(s->m_launched, n_tasks);
+                        metrics_counter_add(s->m_launched, l->n_tasks);
                 } else {
-                        for (size_t t = 0; t < n_tasks; t++)
-                                state_instance_remove(&s->state, launched[t]);
+                        for (size_t t = 0; t < l->n_tasks; t++)
+                                forget_instance(s, l->launched[t]);
                         if (of->id && of->id->value)
                                 declines[n_declines++] = of->id->value;
                 }
-                free(tasks);
-                free(launched);
-                launch_arena_free(arena);
+                offer_launch_done(l);
         }
 
         /* why the rest waits (for /v2/queue), app by app */
