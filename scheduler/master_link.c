@@ -6,6 +6,7 @@
 #include <sys/random.h>
 
 #include "duration.h"
+#include "http_pipeline.h"
 #include "log.h"
 #include "recordio.h"
 
@@ -20,6 +21,17 @@
 /* An OFFERS event with hundreds of offers is a few MiB at most. */
 #define MASTER_EVENT_MAX (64u * 1024 * 1024)
 #define ERROR_BODY_MAX   (16u * 1024)
+/* Calls on the wire at once. The rest wait in the link's queue as packed
+ * bodies of ~100 bytes: one HTTP request each (Mesos has no batch call), on a
+ * few kept-alive connections, instead of a libcurl transfer and a new
+ * connection each — 100,000 acknowledgements in flight exhausted the
+ * loopback's ports. */
+#define CALLS_IN_FLIGHT_MAX 16
+/* Over plain HTTP the calls are pipelined instead (shared/http_pipeline.h): a
+ * few connections to the address the event stream reached, many calls on the
+ * wire on each. The master (libprocess) answers pipelined requests in order. */
+#define PIPE_CONNECTIONS 4
+#define PIPE_DEPTH       256
 
 typedef enum LinkState {
         LINK_IDLE,
@@ -52,7 +64,17 @@ struct MasterLink {
         ev_timer reconnect_timer;
         ev_timer watchdog;
         struct CallCtx *calls; /* in flight, so freeing the link can detach them */
-        bool revive_deferred;  /* a REVIVE waits for the calls in flight that it must follow */
+        size_t n_in_flight;
+        HttpPipeline *pipe;      /* the calls' connections while subscribed over http:// */
+        HttpPipeline *pipe_dead; /* one given up inside its own callback, freed on the next turn */
+        ev_timer pipe_reaper;
+        struct sockaddr_storage peer; /* where the event stream is connected */
+        socklen_t peer_len;
+        /* waiting to be sent, in order; control calls (offers, kills...) before acknowledgements */
+        struct CallCtx *urgent_head, *urgent_tail, *bulk_head, *bulk_tail;
+        size_t n_queued;
+        size_t n_filtering;   /* DECLINE, SUPPRESS, ACCEPT calls queued or in flight */
+        bool revive_deferred; /* a REVIVE waits for the calls in flight that it must follow */
 
         MasterLinkStats stats;
 };
@@ -62,11 +84,16 @@ typedef struct CallCtx {
         master_call_fn cb;
         void *userdata;
         int type;
-        struct CallCtx *prev, *next;
+        struct CallCtx *prev, *next; /* in flight: l->calls; queued: next only */
+        size_t len;
+        uint8_t body[]; /* the packed Call, until it is sent */
 } CallCtx;
 
 static void link_connect(MasterLink *l);
 static int send_revive(MasterLink *l);
+static void queue_fail(MasterLink *l, int r, const char *why);
+static void pipe_retire(MasterLink *l);
+static void pipe_start(MasterLink *l);
 
 static double ns_to_ev(int64_t ns)
 {
@@ -121,6 +148,10 @@ static void link_schedule_reconnect(MasterLink *l, const char *why, bool immedia
         l->stream = NULL;
         ev_timer_stop(l->loop, &l->watchdog);
         set_stream_id(l, "");
+        l->peer_len = 0;
+        pipe_retire(l);
+        /* calls not sent belong to the subscription that ended (its stream id) */
+        queue_fail(l, -ENOTCONN, "disconnected from the master before the call was sent");
         if (was_subscribed) {
                 log_warn("disconnected from the Mesos master at %s: %s", l->url, why);
                 if (l->cb.disconnected)
@@ -201,6 +232,7 @@ static int on_record(const uint8_t *data, size_t len, void *userdata)
                 l->backoff_ns = 0;
                 l->stats.subscribes++;
                 arm_watchdog(l);
+                pipe_start(l);
                 log_info("subscribed to the Mesos master at %s as framework %s (heartbeat every %.0fs)",
                          l->url, l->framework_id, l->heartbeat_s);
                 if (l->cb.subscribed)
@@ -224,6 +256,8 @@ static void on_stream_headers(HttpRequest *req, const HttpResponse *resp, void *
 
         if (resp->status == 200) {
                 set_stream_id(l, http_response_header(resp, "Mesos-Stream-Id", buf, sizeof(buf)));
+                if (http_request_peer(req, &l->peer, &l->peer_len) < 0)
+                        l->peer_len = 0;
         } else if (resp->status == 307) {
                 const char *loc = http_response_header(resp, "Location", buf, sizeof(buf));
                 snprintf(l->location, sizeof(l->location), "%s", strempty(loc));
@@ -387,30 +421,35 @@ static const char *call_name(int type)
 /* Calls whose effect a REVIVE undoes (filters, suppression). Calls travel on
  * parallel connections: one still in flight could reach the master after a
  * REVIVE sent now and leave the framework filtered or suppressed there. */
-static bool filtering_calls_in_flight(const MasterLink *l)
+static bool call_filters(int type)
 {
-        for (const CallCtx *c = l->calls; c; c = c->next)
-                if (c->type == MESOS__V1__SCHEDULER__CALL__TYPE__DECLINE ||
-                    c->type == MESOS__V1__SCHEDULER__CALL__TYPE__SUPPRESS ||
-                    c->type == MESOS__V1__SCHEDULER__CALL__TYPE__ACCEPT)
-                        return true;
-        return false;
+        return type == MESOS__V1__SCHEDULER__CALL__TYPE__DECLINE ||
+               type == MESOS__V1__SCHEDULER__CALL__TYPE__SUPPRESS ||
+               type == MESOS__V1__SCHEDULER__CALL__TYPE__ACCEPT;
 }
 
-static void on_call_done(HttpRequest *req, int result, const HttpResponse *resp, void *userdata)
+static bool filtering_calls_in_flight(const MasterLink *l)
 {
-        CallCtx *ctx = userdata;
+        return l->n_filtering > 0;
+}
+
+static void call_dispatch(MasterLink *l);
+
+/* A call has its answer (status) or failed (result < 0, transport_error says how). */
+static void call_finished(CallCtx *ctx, int result, long status, const char *body,
+                          const char *transport_error)
+{
         MasterLink *l = ctx->link;
         char err[512] = "";
         int r = 0;
 
         if (result < 0) {
                 r = result;
-                snprintf(err, sizeof(err), "%s", http_request_error(req));
-        } else if (resp->status != 202 && resp->status != 200) {
-                r = resp->status == 307 ? -EAGAIN : resp->status == 403 ? -ENOTCONN : -EIO;
-                snprintf(err, sizeof(err), "%s answered with HTTP %ld: %.300s", call_name(ctx->type),
-                         resp->status, buf_str(&resp->body));
+                snprintf(err, sizeof(err), "%s", transport_error);
+        } else if (status != 202 && status != 200) {
+                r = status == 307 ? -EAGAIN : status == 403 ? -ENOTCONN : -EIO;
+                snprintf(err, sizeof(err), "%s answered with HTTP %ld: %.300s", call_name(ctx->type), status,
+                         body);
         }
         if (r < 0 && l) {
                 l->stats.call_failures++;
@@ -431,6 +470,9 @@ static void on_call_done(HttpRequest *req, int result, const HttpResponse *resp,
                         l->calls = ctx->next;
                 if (ctx->next)
                         ctx->next->prev = ctx->prev;
+                l->n_in_flight--;
+                if (call_filters(ctx->type))
+                        l->n_filtering--;
         }
         if (ctx->cb && l)
                 ctx->cb(r, err, ctx->userdata);
@@ -442,6 +484,165 @@ static void on_call_done(HttpRequest *req, int result, const HttpResponse *resp,
                         log_warn_errno(k, "cannot send the deferred REVIVE: %m");
         }
         free(ctx);
+        if (l)
+                call_dispatch(l);
+}
+
+static void on_call_done(HttpRequest *req, int result, const HttpResponse *resp, void *userdata)
+{
+        call_finished(userdata, result, resp ? resp->status : 0, resp ? buf_str(&resp->body) : "",
+                      result < 0 ? http_request_error(req) : "");
+}
+
+static void on_pipe_call_done(int result, long status, const char *body, size_t len, void *userdata)
+{
+        char why[128] = "";
+
+        if (result < 0)
+                snprintf(why, sizeof(why), "%s",
+                         result == -ETIMEDOUT ? "no answer in time" : strerror(-result));
+        call_finished(userdata, result, status, body, why);
+}
+
+static void on_pipe_reaper(struct ev_loop *loop, ev_timer *w, int revents)
+{
+        MasterLink *l = w->data;
+
+        l->pipe_dead = http_pipeline_free(l->pipe_dead);
+}
+
+/* Gives the pipeline up: its calls in flight fail (-ECANCELED). Not here when
+ * called from inside one of its callbacks (a 307 to a call, say): then on the
+ * next loop turn, and its calls stay in flight until then. */
+static void pipe_retire(MasterLink *l)
+{
+        if (!l->pipe)
+                return;
+        if (l->pipe_dead) /* two in one turn: the older one goes now, outside any callback of it */
+                http_pipeline_free(l->pipe_dead);
+        l->pipe_dead = TAKE_PTR(l->pipe);
+        ev_timer_set(&l->pipe_reaper, 0., 0.);
+        ev_timer_start(l->loop, &l->pipe_reaper);
+}
+
+static void pipe_start(MasterLink *l)
+{
+        char host[URL_MAX];
+        const char *h, *path;
+        int r;
+
+        pipe_retire(l);
+        if (l->peer_len == 0 || !strneq(l->url, "http://", 7))
+                return; /* https or an unknown address: the calls go through libcurl */
+        h = l->url + 7;
+        path = strchr(h, '/');
+        snprintf(host, sizeof(host), "%.*s", (int)(path ? (size_t)(path - h) : strlen(h)), h);
+        HttpPipelineOptions o = {
+                .addr = l->peer,
+                .addr_len = l->peer_len,
+                .host = host,
+                .path = path ? path : "/",
+                .connections = PIPE_CONNECTIONS,
+                .depth = PIPE_DEPTH,
+                .timeout_ns = l->cfg.call_timeout_ns,
+                .max_body = ERROR_BODY_MAX,
+        };
+        r = http_pipeline_new(l->loop, &o, &l->pipe);
+        if (r < 0)
+                log_warn_errno(r, "cannot pipeline the calls to the master (%m): one request at a time");
+        else
+                log_info(
+                        "calls to the master pipelined: up to %d connections to %s, %d calls in flight on each",
+                        PIPE_CONNECTIONS, host, PIPE_DEPTH);
+}
+
+static CallCtx *queue_pop(MasterLink *l)
+{
+        CallCtx **head = l->urgent_head ? &l->urgent_head : &l->bulk_head;
+        CallCtx **tail = l->urgent_head ? &l->urgent_tail : &l->bulk_tail;
+        CallCtx *c = *head;
+
+        if (!c)
+                return NULL;
+        *head = c->next;
+        if (!*head)
+                *tail = NULL;
+        c->next = NULL;
+        l->n_queued--;
+        return c;
+}
+
+/* Fails every queued call (it was never sent) with r. */
+static void queue_fail(MasterLink *l, int r, const char *why)
+{
+        CallCtx *c;
+
+        while ((c = queue_pop(l))) {
+                if (call_filters(c->type))
+                        l->n_filtering--;
+                if (c->cb)
+                        c->cb(r, why, c->userdata);
+                free(c);
+        }
+}
+
+/* Sends queued calls while fewer than CALLS_IN_FLIGHT_MAX are on the wire. */
+static void call_dispatch(MasterLink *l)
+{
+        CallCtx *c;
+
+        while (l->pipe && l->state == LINK_SUBSCRIBED && http_pipeline_can_post(l->pipe) &&
+               (c = queue_pop(l))) {
+                int r = http_pipeline_post(l->pipe, l->call_headers, c->body, c->len, on_pipe_call_done, c);
+                if (r < 0) {
+                        l->stats.call_failures++;
+                        log_warn_errno(r, "%s call failed: cannot send it: %m", call_name(c->type));
+                        if (call_filters(c->type))
+                                l->n_filtering--;
+                        if (c->cb)
+                                c->cb(r, "cannot send the call", c->userdata);
+                        free(c);
+                        continue;
+                }
+                c->next = l->calls;
+                if (l->calls)
+                        l->calls->prev = c;
+                l->calls = c;
+                l->n_in_flight++;
+                l->stats.calls++;
+        }
+        while (!l->pipe && l->n_in_flight < CALLS_IN_FLIGHT_MAX && l->state == LINK_SUBSCRIBED &&
+               (c = queue_pop(l))) {
+                HttpRequestOptions o = {
+                        .method = "POST",
+                        .url = l->url,
+                        .headers = l->call_headers,
+                        .body = c->body,
+                        .body_len = c->len,
+                        .timeout_ns = l->cfg.call_timeout_ns,
+                        .max_body = ERROR_BODY_MAX,
+                        .on_done = on_call_done,
+                        .userdata = c,
+                };
+                int r = http_request_start(l->http, &o, NULL);
+                if (r < 0) {
+                        l->stats.call_failures++;
+                        log_warn_errno(r, "%s call failed: cannot start the request: %m",
+                                       call_name(c->type));
+                        if (call_filters(c->type))
+                                l->n_filtering--;
+                        if (c->cb)
+                                c->cb(r, "cannot start the request", c->userdata);
+                        free(c);
+                        continue;
+                }
+                c->next = l->calls;
+                if (l->calls)
+                        l->calls->prev = c;
+                l->calls = c;
+                l->n_in_flight++;
+                l->stats.calls++;
+        }
 }
 
 int master_link_call(MasterLink *l, Mesos__V1__Scheduler__Call *call, master_call_fn cb, void *userdata)
@@ -463,32 +664,35 @@ int master_link_call(MasterLink *l, Mesos__V1__Scheduler__Call *call, master_cal
                 call->framework_id = NULL;
         if (r < 0)
                 return r;
-        ctx = calloc(1, sizeof(*ctx));
+        ctx = malloc(sizeof(*ctx) + body.len);
         if (!ctx)
                 return -ENOMEM;
-        *ctx = (CallCtx){ .link = l, .cb = cb, .userdata = userdata, .type = call->type };
-        HttpRequestOptions o = {
-                .method = "POST",
-                .url = l->url,
-                .headers = l->call_headers,
-                .body = body.data,
-                .body_len = body.len,
-                .timeout_ns = l->cfg.call_timeout_ns,
-                .max_body = ERROR_BODY_MAX,
-                .on_done = on_call_done,
-                .userdata = ctx,
-        };
-        r = http_request_start(l->http, &o, NULL);
-        if (r < 0) {
-                free(ctx);
-                return r;
+        *ctx = (CallCtx){ .link = l, .cb = cb, .userdata = userdata, .type = call->type, .len = body.len };
+        memcpy(ctx->body, body.data, body.len);
+        if (call_filters(ctx->type))
+                l->n_filtering++;
+        /* acknowledgements come in floods; they must not hold back a launch or a kill */
+        if (ctx->type == MESOS__V1__SCHEDULER__CALL__TYPE__ACKNOWLEDGE) {
+                if (l->bulk_tail)
+                        l->bulk_tail->next = ctx;
+                else
+                        l->bulk_head = ctx;
+                l->bulk_tail = ctx;
+        } else {
+                if (l->urgent_tail)
+                        l->urgent_tail->next = ctx;
+                else
+                        l->urgent_head = ctx;
+                l->urgent_tail = ctx;
         }
-        ctx->next = l->calls;
-        if (l->calls)
-                l->calls->prev = ctx;
-        l->calls = ctx;
-        l->stats.calls++;
+        l->n_queued++;
+        call_dispatch(l);
         return 0;
+}
+
+size_t master_link_calls_queued(const MasterLink *l)
+{
+        return l->n_queued;
 }
 
 static void id_init(Mesos__V1__TaskID *t, const char *v)
@@ -709,6 +913,8 @@ int master_link_new(struct ev_loop *loop, HttpClient *http, const MasterLinkConf
         l->reconnect_timer.data = l;
         ev_timer_init(&l->watchdog, on_watchdog, 0., 0.);
         l->watchdog.data = l;
+        ev_timer_init(&l->pipe_reaper, on_pipe_reaper, 0., 0.);
+        l->pipe_reaper.data = l;
         *ret = TAKE_PTR(l);
         return 0;
 }
@@ -748,6 +954,12 @@ MasterLink *master_link_free(MasterLink *l)
         l->state = LINK_CLOSED;
         for (CallCtx *c = l->calls; c; c = c->next)
                 c->link = NULL; /* their completions still come, from the HTTP client, and find no link */
+        for (CallCtx *c; (c = queue_pop(l));)
+                free(c); /* never sent; nobody is told, as for the calls in flight */
+        /* the calls in flight are detached above: their -ECANCELED reaches nobody */
+        http_pipeline_free(l->pipe);
+        http_pipeline_free(l->pipe_dead);
+        ev_timer_stop(l->loop, &l->pipe_reaper);
         if (l->stream)
                 http_request_cancel(l->stream);
         ev_timer_stop(l->loop, &l->reconnect_timer);

@@ -88,3 +88,5 @@ typedef struct MasterLinkStats {
         uint64_t heartbeat_timeouts;
 } MasterLinkStats;
 const MasterLinkStats *master_link_stats(const MasterLink *l);
+/* Calls waiting for one of the few connections to the master. */
+size_t master_link_calls_queued(const MasterLink *l);

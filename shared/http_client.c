@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "http_client.h"
 
+#include <arpa/inet.h>
 #include <assert.h>
 #include <curl/curl.h>
 #include <ev.h>
 #include <limits.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <strings.h>
@@ -62,6 +64,9 @@ struct HttpRequest {
         char errbuf[CURL_ERROR_SIZE];
 };
 
+/* Easy handles kept for reuse: about the requests a busy client has in flight at once. */
+#define HTTP_SPARE_HANDLES 32
+
 struct HttpClient {
         struct ev_loop *loop;
         CURLM *multi;
@@ -74,6 +79,10 @@ struct HttpClient {
          * remove handles, so that work waits on the todo list. */
         unsigned in_curl;
         bool closing;
+        /* finished easy handles, reset, for the next requests: creating one costs more
+         * than the request it carries on a kept-alive connection */
+        CURL *spare[HTTP_SPARE_HANDLES];
+        size_t n_spare;
 };
 
 static const struct {
@@ -159,7 +168,11 @@ static void request_destroy(HttpRequest *r)
         ev_timer_stop(c->loop, &r->idle);
         if (r->added)
                 curl_multi_remove_handle(c->multi, r->easy);
-        curl_easy_cleanup(r->easy);
+        if (r->easy && !c->closing && c->n_spare < HTTP_SPARE_HANDLES) {
+                curl_easy_reset(r->easy);
+                c->spare[c->n_spare++] = r->easy;
+        } else
+                curl_easy_cleanup(r->easy);
         curl_slist_free_all(r->headers);
         buf_done(&r->resp.body);
         buf_done(&r->resp.headers);
@@ -517,6 +530,8 @@ HttpClient *http_client_free(HttpClient *c)
                 else
                         http_request_cancel(c->requests);
         }
+        while (c->n_spare > 0)
+                curl_easy_cleanup(c->spare[--c->n_spare]);
         curl_multi_cleanup(c->multi);
         ev_timer_stop(c->loop, &c->timer);
         while (c->sockets)
@@ -701,7 +716,7 @@ int http_request_start(HttpClient *c, const HttpRequestOptions *o, HttpRequest *
         r->userdata = o->userdata;
         ev_init(&r->idle, on_idle_timer);
         r->url = strdup(o->url);
-        r->easy = curl_easy_init();
+        r->easy = c->n_spare > 0 ? c->spare[--c->n_spare] : curl_easy_init();
         if (!r->url || !r->easy) {
                 k = -ENOMEM;
                 goto fail;
@@ -784,4 +799,31 @@ const char *http_response_header(const HttpResponse *resp, const char *name, cha
 size_t http_client_pending(const HttpClient *c)
 {
         return c ? c->n_pending : 0;
+}
+
+int http_request_peer(HttpRequest *r, struct sockaddr_storage *ret_addr, socklen_t *ret_len)
+{
+        struct sockaddr_storage a = { 0 };
+        char *ip = NULL;
+        long port = 0;
+
+        if (!r || !r->easy || curl_easy_getinfo(r->easy, CURLINFO_PRIMARY_IP, &ip) != CURLE_OK ||
+            curl_easy_getinfo(r->easy, CURLINFO_PRIMARY_PORT, &port) != CURLE_OK || !ip || !*ip)
+                return -ENOTCONN;
+        if (port <= 0 || port > 65535)
+                return -EAFNOSUPPORT;
+        struct sockaddr_in *v4 = (struct sockaddr_in *)&a;
+        struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&a;
+        if (inet_pton(AF_INET, ip, &v4->sin_addr) == 1) {
+                v4->sin_family = AF_INET;
+                v4->sin_port = htons((uint16_t)port);
+                *ret_len = sizeof(*v4);
+        } else if (inet_pton(AF_INET6, ip, &v6->sin6_addr) == 1) {
+                v6->sin6_family = AF_INET6;
+                v6->sin6_port = htons((uint16_t)port);
+                *ret_len = sizeof(*v6);
+        } else
+                return -EAFNOSUPPORT;
+        *ret_addr = a;
+        return 0;
 }

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "buf.h"
 
@@ -102,3 +103,6 @@ const char *http_response_header(const HttpResponse *resp, const char *name, cha
 
 /* Number of requests in flight (for tests and metrics). */
 size_t http_client_pending(const HttpClient *c);
+/* The address r is connected to (known once its headers are in): -ENOTCONN
+ * before, -EAFNOSUPPORT for a Unix socket. */
+int http_request_peer(HttpRequest *r, struct sockaddr_storage *ret_addr, socklen_t *ret_len);

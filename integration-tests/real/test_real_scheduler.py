@@ -414,6 +414,8 @@ def _app_lifecycle(cluster, agent, pinned, sched, timeline):
     fw = wait(lambda: (lambda f: f if f and f["active"] else None)(sched.master_framework(fid)),
               f"framework {fid} to be active on the master")
     assert fw["name"] == "pacer" and fw["checkpoint"] is True and fw["failover_timeout"] == 600, fw
+    # every call below (ACCEPT, KILL, ACKNOWLEDGE...) goes pipelined to the real master
+    assert "calls to the master pipelined" in sched.log()
 
     # ---- deploy 2 instances
     hdrs, app = sched.api.ok("POST", "/v2/apps", app_spec(2, pinned), status=201)
