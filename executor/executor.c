@@ -92,6 +92,7 @@ struct Executor {
         int exit_code;
         ev_tstamp stop_deadline; /* 0: none */
         ev_timer ack_timer;
+        ev_idle prebuild; /* the task's seccomp filter, compiled while the agent answers SUBSCRIBE */
         ev_signal sigterm, sigint;
 };
 
@@ -1014,6 +1015,17 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
 
 /* ---- lifetime ---- */
 
+static void on_prebuild(struct ev_loop *loop, ev_idle *w, int revents)
+{
+        Executor *e = w->data;
+        PacerError err = { "" };
+
+        ev_idle_stop(loop, w);
+        /* a failure here is the task's to report, when its plan is made */
+        if (sandbox_prebuild(&e->cfg->sandbox_options, &err) < 0)
+                log_debug("seccomp filter not compiled ahead: %s", err.msg);
+}
+
 int executor_new(struct ev_loop *loop, const ExecutorConfig *cfg, Executor **ret)
 {
         _cleanup_free_ Executor *e = calloc(1, sizeof(*e));
@@ -1070,6 +1082,8 @@ int executor_new(struct ev_loop *loop, const ExecutorConfig *cfg, Executor **ret
         }
         ev_timer_init(&e->ack_timer, on_ack_timeout, 0., 0.);
         e->ack_timer.data = e;
+        ev_idle_init(&e->prebuild, on_prebuild);
+        e->prebuild.data = e;
         ev_signal_init(&e->sigterm, on_signal, SIGTERM);
         e->sigterm.data = e;
         ev_signal_init(&e->sigint, on_signal, SIGINT);
@@ -1083,6 +1097,8 @@ int executor_run(Executor *e)
         ev_signal_start(e->loop, &e->sigterm);
         ev_signal_start(e->loop, &e->sigint);
         agent_link_start(e->link);
+        /* when the loop first waits, for the agent's answer: off the path from LAUNCH to the task */
+        ev_idle_start(e->loop, &e->prebuild);
         ev_run(e->loop, 0);
         return e->exit_code;
 }
@@ -1092,6 +1108,7 @@ Executor *executor_free(Executor *e)
         if (!e)
                 return NULL;
         ev_timer_stop(e->loop, &e->ack_timer);
+        ev_idle_stop(e->loop, &e->prebuild);
         ev_signal_stop(e->loop, &e->sigterm);
         ev_signal_stop(e->loop, &e->sigint);
         e->task = task_free(e, e->task);

@@ -1019,6 +1019,47 @@ static int plan_capabilities(SandboxPlan *p, const LabelValues *v, const Sandbox
         return 0;
 }
 
+/* The filter of the commonest plan (no seccomp labels), compiled by sandbox_prebuild(). */
+static struct {
+        bool ready;
+        SandboxProfile profile;
+        SandboxSeccompLog log;
+        struct sock_filter *filter;
+        unsigned short len;
+} prebuilt;
+
+int sandbox_prebuild(const SandboxOptions *o, PacerError *err)
+{
+        static const SandboxOptions none = {};
+        _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
+        SandboxProfile profile = SANDBOX_PROFILE_DEFAULT;
+        SandboxSeccompLog log = SANDBOX_SECCOMP_LOG_OFF;
+        struct sock_filter *filter = NULL;
+        unsigned short len = 0;
+        int r;
+
+        if (!o)
+                o = &none;
+        r = parse_profile(o->seccomp_profile ? o->seccomp_profile : "default", "--seccomp-profile", &profile,
+                          err);
+        if (r >= 0)
+                r = parse_seccomp_log(o->seccomp_log ? o->seccomp_log : "off", "--seccomp-log", &log, err);
+        if (r < 0 || profile == SANDBOX_PROFILE_UNCONFINED)
+                return r;
+        r = filter_build(profile, log, NULL, 0, &ctx, err);
+        if (r >= 0)
+                r = filter_export(ctx, &filter, &len, err);
+        if (r < 0)
+                return r;
+        free(prebuilt.filter);
+        prebuilt.filter = filter;
+        prebuilt.len = len;
+        prebuilt.profile = profile;
+        prebuilt.log = log;
+        prebuilt.ready = true;
+        return 0;
+}
+
 static int plan_seccomp(SandboxPlan *p, const LabelValues *v, const SandboxOptions *o, PacerError *err)
 {
         _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
@@ -1050,6 +1091,15 @@ static int plan_seccomp(SandboxPlan *p, const LabelValues *v, const SandboxOptio
         p->seccomp_flags = p->seccomp_log == SANDBOX_SECCOMP_LOG_DENIED ? SECCOMP_FILTER_FLAG_LOG : 0;
         if (p->profile == SANDBOX_PROFILE_UNCONFINED && n_deny == 0)
                 return 0;
+        if (prebuilt.ready && n_deny == 0 && prebuilt.profile == p->profile &&
+            prebuilt.log == p->seccomp_log) {
+                p->filter = malloc(prebuilt.len * sizeof(struct sock_filter));
+                if (!p->filter)
+                        return -ENOMEM;
+                memcpy(p->filter, prebuilt.filter, prebuilt.len * sizeof(struct sock_filter));
+                p->filter_len = prebuilt.len;
+                return 0;
+        }
         r = filter_build(p->profile, p->seccomp_log, deny, n_deny, &ctx, err);
         if (r < 0)
                 return r;

@@ -136,6 +136,11 @@ int sandbox_plan_user(SandboxPlan *p, const char *user, PacerError *err);
 int sandbox_plan_labels(SandboxPlan *p, const Labels *labels, const SandboxOptions *o, PacerError *err);
 /* Frees what the plan holds; a zeroed plan is fine. Usable with _cleanup_(). */
 void sandbox_plan_done(SandboxPlan *p);
+/* Compiles the seccomp filter of a task without sandbox labels under options o
+ * ahead of time (libseccomp takes about a millisecond), for the executor to
+ * call while it waits for the agent: sandbox_plan_labels() then copies it
+ * instead of compiling it on the way from LAUNCH to a running task. */
+int sandbox_prebuild(const SandboxOptions *o, PacerError *err);
 
 /* In the child: applies the plan. On failure returns -errno and the step. */
 int sandbox_apply(const SandboxPlan *p, SandboxStep *ret_step);

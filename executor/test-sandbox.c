@@ -1228,6 +1228,48 @@ static void test_harden_self(void **state)
         assert_int_equal(prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0), 0);
 }
 
+/* A filter compiled ahead is the program the plan would compile, and only for plans that ask for
+ * nothing else. (Last: it leaves the ahead-of-time filter in place for the process.) */
+static void test_prebuilt_filter_is_the_compiled_one(void **state)
+{
+        SandboxOptions defaults = { .seccomp_profile = "default", .seccomp_log = "off" };
+        SandboxOptions strict = { .seccomp_profile = "strict", .seccomp_log = "off" };
+        _cleanup_(sandbox_plan_done) SandboxPlan fresh = {}, ahead = {}, deny = {}, deny_fresh = {},
+                                                 other = {}, other_fresh = {};
+        PacerError err = { "" };
+        TestLabels t;
+
+        assert_int_equal(plan_for(&fresh, NULL, make_labels(&t, NULL), &defaults, &err), 0);
+        assert_int_equal(plan_for(&deny_fresh, NULL,
+                                  make_labels(&t, "pacer.sandbox.seccomp.deny", "uname", NULL), &defaults,
+                                  &err),
+                         0);
+        assert_int_equal(plan_for(&other_fresh, NULL, make_labels(&t, NULL), &strict, &err), 0);
+
+        assert_int_equal(sandbox_prebuild(&defaults, &err), 0);
+        assert_int_equal(plan_for(&ahead, NULL, make_labels(&t, NULL), &defaults, &err), 0);
+        assert_int_equal(ahead.filter_len, fresh.filter_len);
+        assert_memory_equal(ahead.filter, fresh.filter, fresh.filter_len * sizeof(*fresh.filter));
+        assert_ptr_not_equal(ahead.filter, fresh.filter);
+
+        /* a task that denies more, or another profile, gets its own program */
+        assert_int_equal(plan_for(&deny, NULL, make_labels(&t, "pacer.sandbox.seccomp.deny", "uname", NULL),
+                                  &defaults, &err),
+                         0);
+        assert_int_equal(deny.filter_len, deny_fresh.filter_len);
+        assert_memory_equal(deny.filter, deny_fresh.filter, deny.filter_len * sizeof(*deny.filter));
+        assert_true(deny.filter_len != fresh.filter_len ||
+                    memcmp(deny.filter, fresh.filter, fresh.filter_len * sizeof(*fresh.filter)) != 0);
+        assert_int_equal(plan_for(&other, NULL, make_labels(&t, NULL), &strict, &err), 0);
+        assert_int_equal(other.filter_len, other_fresh.filter_len);
+        assert_memory_equal(other.filter, other_fresh.filter, other.filter_len * sizeof(*other.filter));
+
+        /* a bad option is reported, as the plan would */
+        SandboxOptions bad = { .seccomp_profile = "paranoid" };
+        assert_true(sandbox_prebuild(&bad, &err) < 0);
+        assert_non_null(strstr(err.msg, "paranoid"));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1251,6 +1293,7 @@ int main(void)
                 cmocka_unit_test(test_unconfined_keeps_no_new_privs),
                 cmocka_unit_test(test_rlimits),
                 cmocka_unit_test(test_harden_self),
+                cmocka_unit_test(test_prebuilt_filter_is_the_compiled_one),
         };
         return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
