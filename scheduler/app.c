@@ -1358,7 +1358,8 @@ AppSpec *app_spec_free(AppSpec *a)
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(AppSpec *, app_spec_free);
 
-int app_spec_from_json(const json_t *j, const JsonPath *at, AppSpec **ret, JsonErrors *errs)
+/* Parses and validates into a spec whose json is not rendered yet (NULL). */
+static int parse_spec(const json_t *j, const JsonPath *at, AppSpec **ret, JsonErrors *errs)
 {
         _cleanup_(app_spec_freep) AppSpec *a = NULL;
         size_t before = json_errors_count(errs), size;
@@ -1400,14 +1401,81 @@ int app_spec_from_json(const json_t *j, const JsonPath *at, AppSpec **ret, JsonE
                                         APP_JSON_MAX);
                 return -EINVAL;
         }
-        r = render(a);
-        if (r < 0)
-                return r;
+        *ret = TAKE_PTR(a);
+        return 0;
+}
+
+/* The size a rendered definition may have: room is left for the version it is stamped with. */
+static int check_size(const AppSpec *a, const JsonPath *at, JsonErrors *errs)
+{
         if (a->json_len + VERSION_RESERVE > APP_JSON_MAX) {
                 json_errors_add(errs, at, NULL, "app definition is %zu bytes, more than %u",
                                 a->json_len + VERSION_RESERVE, APP_JSON_MAX);
                 return -EINVAL;
         }
+        return 0;
+}
+
+int app_spec_from_json(const json_t *j, const JsonPath *at, AppSpec **ret, JsonErrors *errs)
+{
+        _cleanup_(app_spec_freep) AppSpec *a = NULL;
+        int r;
+
+        r = parse_spec(j, at, &a, errs);
+        if (r >= 0)
+                r = render(a);
+        if (r >= 0)
+                r = check_size(a, at, errs);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(a);
+        return 0;
+}
+
+int app_spec_from_stored(const void *data, size_t len, const char *version, AppSpec **ret, PacerError *err)
+{
+        _cleanup_(app_spec_freep) AppSpec *a = NULL;
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        JsonErrors errs = { 0 };
+        PacerError e = { "" };
+        const char *stored;
+        int r;
+
+        if (version && !app_spec_version_valid(version))
+                return pacer_error_set(err, EINVAL, "'%.*s' is not a version", APP_VERSION_MAX, version);
+        if (len > APP_JSON_MAX)
+                return pacer_error_set(err, EBADMSG, "app record is %zu bytes, more than %u", len,
+                                       APP_JSON_MAX);
+        r = json_parse(data, len, NULL, &j, &e);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return pacer_error_set(err, EBADMSG, "%s", e.msg);
+        r = parse_spec(j, NULL, &a, &errs);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                json_errors_to_error(&errs, &e);
+                return pacer_error_set(err, EBADMSG, "%s", e.msg);
+        }
+        stored = json_string_value(json_object_get(j, "version"));
+        if (!version) /* a broken one is dropped, as app_spec_set_version() refuses it */
+                version = stored && app_spec_version_valid(stored) ? stored : "";
+        if (*version && stored && streq(stored, version)) {
+                /* the record is the rendering app_spec_set_version() made: keep its text */
+                strcpy(a->version, version);
+                a->json = malloc(len + 1);
+                if (!a->json)
+                        return -ENOMEM;
+                memcpy(a->json, data, len);
+                a->json[len] = 0;
+                a->json_len = len;
+        } else {
+                strcpy(a->version, version);
+                r = render(a);
+        }
+        if (r < 0)
+                return r;
         *ret = TAKE_PTR(a);
         return 0;
 }
@@ -1484,17 +1552,26 @@ int app_spec_merge(const AppSpec *base, const json_t *patch, const JsonPath *at,
         return 0;
 }
 
+bool app_spec_version_valid(const char *version)
+{
+        size_t n = strlen(version);
+
+        if (n > APP_VERSION_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if (version[i] < 0x21 || version[i] > 0x7e || version[i] == '"' || version[i] == '\\')
+                        return false;
+        return true;
+}
+
 int app_spec_set_version(AppSpec *a, const char *version)
 {
         char saved[sizeof(a->version)];
         size_t n = strlen(version);
         int r;
 
-        if (n > APP_VERSION_MAX)
+        if (!app_spec_version_valid(version))
                 return -EINVAL;
-        for (size_t i = 0; i < n; i++)
-                if (version[i] < 0x21 || version[i] > 0x7e || version[i] == '"' || version[i] == '\\')
-                        return -EINVAL;
         memcpy(saved, a->version, sizeof(saved));
         memcpy(a->version, version, n + 1);
         r = render(a);

@@ -175,6 +175,17 @@ int app_spec_merge(const AppSpec *base, const json_t *patch, const JsonPath *at,
 /* Stamps the version and re-renders json. -EINVAL when version is longer
  * than APP_VERSION_MAX or holds anything but printable ASCII; -ENOMEM. */
 int app_spec_set_version(AppSpec *a, const char *version);
+/* What app_spec_set_version() accepts. */
+bool app_spec_version_valid(const char *version);
+/* Rebuilds a spec from its store record (the json of a stamped spec): parsed
+ * and validated as app_spec_from_json() does, stamped with version (NULL: the
+ * record's own "version"). When the record already carries that version its
+ * text is kept as json, not rendered again: it is that rendering, and
+ * rendering is most of what recovery would cost. Any other record (no
+ * version, another one) is rendered as app_spec_set_version() would. Returns
+ * -EBADMSG with err saying what is wrong and where (the first invalid field's
+ * JSON path), or -ENOMEM. */
+int app_spec_from_stored(const void *data, size_t len, const char *version, AppSpec **ret, PacerError *err);
 /* The canonical JSON as a jansson object (new reference; NULL on ENOMEM).
  * Write a->json rather than dumping this object with other flags: jansson's
  * default real precision prints 0.1 as 0.10000000000000001. */

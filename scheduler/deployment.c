@@ -311,14 +311,14 @@ int deployment_encode(const Deployment *d, Buf *out)
                 for (size_t k = 0; deps && k < st->n_deps; k++)
                         json_array_append_new(deps, json_string(st->deps[k]));
                 json_array_append_new(
-                        steps, json_pack("{s:s, s:s, s:s, s:s*, s:s*, s:b, s:s, s:f, s:f, s:f, s:i, s:o}",
-                                         "app", st->app_id, "action", step_action_to_string(st->action),
-                                         "state", step_state_to_string(st->state), "from",
-                                         st->from ? st->from->spec->version : NULL, "to",
-                                         st->to ? st->to->spec->version : NULL, "rollback", st->rollback,
-                                         "reason", st->reason, "started", st->started_at, "deadline",
-                                         st->deadline_at, "finished", st->finished_at, "failures",
-                                         (json_int_t)st->failures, "deps", deps ? deps : json_array()));
+                        steps,
+                        json_pack("{s:s, s:s, s:s, s:s*, s:s*, s:b, s:s, s:f, s:f, s:f, s:i, s:o}", "app",
+                                  st->app_id, "action", step_action_to_string(st->action), "state",
+                                  step_state_to_string(st->state), "from",
+                                  st->from ? st->from->version : NULL, "to", st->to ? st->to->version : NULL,
+                                  "rollback", st->rollback, "reason", st->reason, "started", st->started_at,
+                                  "deadline", st->deadline_at, "finished", st->finished_at, "failures",
+                                  (json_int_t)st->failures, "deps", deps ? deps : json_array()));
         }
         j = json_pack("{s:s, s:s, s:f, s:o}", "id", d->id, "version", d->version, "created", d->created_at,
                       "steps", steps);
@@ -333,19 +333,17 @@ int deployment_encode(const Deployment *d, Buf *out)
         return r;
 }
 
-/* The version of app_id named v: the current one or one from the history. */
-static AppVersion *find_version(const State *s, const char *app_id, const char *v)
+/* The version of app_id named v (parsed: a step needs its content), or NULL (v NULL: none wanted). */
+static int find_version(const State *s, const char *app_id, const char *v, AppVersion **ret, PacerError *err)
 {
-        const App *a = state_app(s, app_id);
+        App *a = state_app(s, app_id);
 
-        if (!a || !v)
-                return NULL;
-        if (a->current && streq(a->current->spec->version, v))
-                return a->current;
-        for (size_t i = 0; i < a->n_history; i++)
-                if (streq(a->history[i]->spec->version, v))
-                        return a->history[i];
-        return NULL;
+        *ret = NULL;
+        if (!v)
+                return 0;
+        if (!a)
+                return pacer_error_set(err, ENOENT, "app %s is not in the store", app_id);
+        return state_app_version(a, v, ret, err);
 }
 
 int deployment_decode(const void *data, size_t len, const State *s, Deployment **ret, PacerError *err)
@@ -388,12 +386,14 @@ int deployment_decode(const void *data, size_t len, const State *s, Deployment *
                         return pacer_error_set(err, EBADMSG, "deployment %s: step %zu has the wrong shape",
                                                id, i);
                 }
-                AppVersion *vf = find_version(s, app, from), *vt = find_version(s, app, to);
-                if ((to && !vt) || (from && !vf)) {
+                AppVersion *vf, *vt;
+                PacerError e = { "" };
+                r = find_version(s, app, from, &vf, &e);
+                if (r >= 0)
+                        r = find_version(s, app, to, &vt, &e);
+                if (r < 0) {
                         deployment_free(d);
-                        return pacer_error_set(err, ENOENT,
-                                               "deployment %s: version %s of %s is not in the store", id,
-                                               to && !vt ? to : from, app);
+                        return r == -ENOMEM ? r : pacer_error_set(err, r, "deployment %s: %s", id, e.msg);
                 }
                 r = deployment_add_step(d, app, step_action_from_string(action), vf, vt, &st);
                 if (r < 0) {

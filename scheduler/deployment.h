@@ -58,6 +58,7 @@ typedef struct Deployment {
         DeploymentStep *steps;
         size_t n_steps;
         bool finished; /* over; freed at the end of the loop turn, so pointers held during it stay valid */
+        bool dirty;    /* changed since its store record was written: written once at the end of the turn */
         struct Deployment *prev, *next;
 } Deployment;
 

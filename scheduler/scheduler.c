@@ -127,14 +127,34 @@ static int persist_app_version(Scheduler *s, const AppSpec *spec, PacerError *er
         return store_put(s->store, STORE_KIND_APP_VERSION, key, spec->json, spec->json_len, err);
 }
 
-static void persist_deployment(Scheduler *s, const Deployment *d)
+/* A deployment's record holds every step: written at each step change, a deployment of n apps would
+ * cost O(n²). It is marked instead, and written once per loop turn by flush_deployments(). */
+static void persist_deployment(Scheduler *s, Deployment *d)
 {
-        _cleanup_(buf_done) Buf b = BUF_INIT(STORE_OBJECT_MAX);
-        PacerError err = { "" };
+        d->dirty = true;
+}
 
-        if (deployment_encode(d, &b) < 0 ||
-            store_put(s->store, STORE_KIND_DEPLOYMENT, d->id, b.data, b.len, &err) < 0)
-                log_error("deployment %s: cannot queue its record: %s", d->id, err.msg);
+/* Queues the record of every deployment changed since the last flush. Before every commit that an
+ * acknowledgement or an API answer waits for. */
+static void flush_deployments(Scheduler *s)
+{
+        for (Deployment *d = s->deployments; d; d = d->next) {
+                _cleanup_(buf_done) Buf b = BUF_INIT(STORE_OBJECT_MAX);
+                PacerError err = { "" };
+                int r;
+
+                if (!d->dirty)
+                        continue;
+                d->dirty = false;
+                if (d->finished)
+                        continue; /* its deletion is queued */
+                r = deployment_encode(d, &b);
+                if (r < 0)
+                        pacer_error_set(&err, r, "%s",
+                                        r == -ENOMEM ? "out of memory" : "the record is too large");
+                if (r < 0 || store_put(s->store, STORE_KIND_DEPLOYMENT, d->id, b.data, b.len, &err) < 0)
+                        log_error("deployment %s: cannot queue its record: %s", d->id, err.msg);
+        }
 }
 
 static void queue_ack(Scheduler *s, const TaskStatus *st)
@@ -185,6 +205,7 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
         struct timespec t0, t1;
         int r;
 
+        flush_deployments(s);
         reap_deployments(s);
         if (store_pending(s->store) == 0 && s->n_acks == 0)
                 return;
@@ -211,63 +232,56 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
         drop_acks(s);
 }
 
+/* An API call's answer can go out before the loop turn ends (libmicrohttpd writes it at once): what
+ * it reports, the deployment it started or changed included, is committed before the call returns.
+ * On failure the batch stays queued and the end of the turn tries again. */
+static void commit_for_answer(Scheduler *s)
+{
+        PacerError err = { "" };
+
+        flush_deployments(s);
+        if (store_pending(s->store) == 0 || store_commit(s->store, &err) >= 0)
+                return;
+        metrics_counter_inc(s->m_commit_failures);
+        log_error("store commit failed: %s; retried at the end of the loop turn", err.msg);
+}
+
+/* A change that must be stored all or nothing, or refused, is discarded from the batch when the
+ * store refuses it. The batch may already hold writes of this turn's earlier events (status
+ * updates waiting for their acknowledgement): they are committed first, so that a refused change
+ * is discarded alone. */
+static int commit_before_change(Scheduler *s, PacerError *err)
+{
+        return store_pending(s->store) > 0 ? store_commit(s->store, err) : 0;
+}
+
 /* ---- recovery ---- */
 
+/* What recovery parses is what it needs: each app's record (its current
+ * version), the versions its instances and running deployments name, and
+ * nothing of the rest of the history, kept as stored text until something
+ * needs it (state_app_version()). A history version that turns out
+ * unreadable when needed is reported then and dropped, as if never stored:
+ * its instances count as the current version's, a deployment naming it is
+ * dropped. */
 typedef struct LoadCtx {
         Scheduler *s;
         PacerError *err;
-        int r;
-        Hashmap versions; /* "id@version" → AppSpec, before they join their apps */
 } LoadCtx;
-
-static int load_version(const char *key, const void *data, size_t len, void *userdata)
-{
-        LoadCtx *c = userdata;
-        _cleanup_(json_decrefp) json_t *j = NULL;
-        JsonErrors errs = { 0 };
-        AppSpec *spec = NULL;
-        const char *v;
-
-        if (json_parse(data, len, NULL, &j, c->err) < 0 || app_spec_from_json(j, NULL, &spec, &errs) < 0) {
-                log_warn("store: app version %s is unreadable: skipped", key);
-                return 0;
-        }
-        v = strrchr(key, '@');
-        if (!v || app_spec_set_version(spec, v + 1) < 0) {
-                app_spec_free(spec);
-                return 0;
-        }
-        char *k = strdup(key);
-        if (!k || hashmap_put(&c->versions, k, spec, NULL) < 0) {
-                free(k);
-                app_spec_free(spec);
-                return -ENOMEM;
-        }
-        return 0;
-}
 
 static int load_app(const char *key, const void *data, size_t len, void *userdata)
 {
         LoadCtx *c = userdata;
-        _cleanup_(json_decrefp) json_t *j = NULL;
-        JsonErrors errs = { 0 };
         AppSpec *spec = NULL;
+        PacerError e = { "" };
         App *app;
-        const char *version;
         int r;
 
-        r = json_parse(data, len, NULL, &j, c->err);
+        r = app_spec_from_stored(data, len, NULL, &spec, &e);
+        if (r == -ENOMEM)
+                return r;
         if (r < 0)
-                return pacer_error_set(c->err, EBADMSG, "store: app %s is not JSON: %s", key, c->err->msg);
-        version = json_string_value(json_object_get(j, "version"));
-        r = app_spec_from_json(j, NULL, &spec, &errs);
-        if (r < 0) {
-                json_errors_to_error(&errs, c->err);
-                return pacer_error_set(c->err, EBADMSG, "store: app %s does not validate: %s", key,
-                                       c->err->msg);
-        }
-        if (version)
-                app_spec_set_version(spec, version);
+                return pacer_error_set(c->err, EBADMSG, "store: app %s is unreadable: %s", key, e.msg);
         r = state_app_add(&c->s->state, spec, &app);
         if (r < 0) {
                 app_spec_free(spec);
@@ -276,56 +290,34 @@ static int load_app(const char *key, const void *data, size_t len, void *userdat
         return 0;
 }
 
-/* History: the app's other versions, newest first (ISO times sort as text). */
-static int cmp_version_desc(const void *a, const void *b)
+/* A version joins its app's history unparsed; the app's current one is its app record already. */
+static int load_version(const char *key, const void *data, size_t len, void *userdata)
 {
-        const AppSpec *x = *(const AppSpec *const *)a, *y = *(const AppSpec *const *)b;
-        return strcmp(y->version, x->version);
-}
+        LoadCtx *c = userdata;
+        const char *at = strrchr(key, '@'), *version;
+        char id[APP_ID_MAX + 1];
+        AppVersion *v;
+        App *app;
 
-static int attach_versions(LoadCtx *c)
-{
-        size_t n = hashmap_count(&c->versions), m = 0, it = 0;
-        _cleanup_free_ AppSpec **all = calloc(n + 1, sizeof(*all));
-        const char *k;
-        void *v;
-        int r = 0;
-
-        if (!all)
+        if (!at || at == key || (size_t)(at - key) > APP_ID_MAX || !at[1] ||
+            !app_spec_version_valid(at + 1)) {
+                log_warn("store: app version %s has a malformed key: skipped", key);
+                return 0;
+        }
+        memcpy(id, key, (size_t)(at - key));
+        id[at - key] = 0;
+        version = at + 1;
+        app = state_app(&c->s->state, id);
+        if (!app || streq(app->current->version, version))
+                return 0; /* of a deleted app; or the app record holds it */
+        if (app->n_history == STATE_VERSIONS_KEPT &&
+            strcmp(app->history[STATE_VERSIONS_KEPT - 1]->version, version) > 0)
+                return 0; /* older than every version kept */
+        v = app_version_new_stored(version, data, len);
+        if (!v)
                 return -ENOMEM;
-        while (hashmap_next(&c->versions, &it, &k, &v)) {
-                all[m++] = v;
-                free((char *)k);
-        }
-        hashmap_done(&c->versions);
-        qsort(all, m, sizeof(*all), cmp_version_desc);
-        for (size_t i = 0; i < m; i++) {
-                App *app = state_app(&c->s->state, all[i]->id);
-                AppVersion *av;
-                if (r < 0 || !app || streq(app->current->spec->version, all[i]->version) ||
-                    app->n_history >= STATE_VERSIONS_KEPT) {
-                        app_spec_free(all[i]);
-                        continue;
-                }
-                av = app_version_new(all[i]);
-                if (!av) {
-                        app_spec_free(all[i]);
-                        r = -ENOMEM;
-                        continue;
-                }
-                app->history[app->n_history++] = av;
-        }
-        return r;
-}
-
-static AppVersion *version_of(App *app, const char *version)
-{
-        if (app->current && streq(app->current->spec->version, version))
-                return app->current;
-        for (size_t i = 0; i < app->n_history; i++)
-                if (streq(app->history[i]->spec->version, version))
-                        return app->history[i];
-        return app->current;
+        state_app_add_history(app, v);
+        return 0;
 }
 
 static int load_instance(const char *key, const void *data, size_t len, void *userdata)
@@ -333,6 +325,7 @@ static int load_instance(const char *key, const void *data, size_t len, void *us
         LoadCtx *c = userdata;
         InstanceRecord rec;
         PacerError err;
+        AppVersion *version;
         Instance *i;
         App *app;
         int r;
@@ -349,15 +342,22 @@ static int load_instance(const char *key, const void *data, size_t len, void *us
                          rec.app_id);
                 return 0;
         }
-        r = state_instance_new(&c->s->state, app, version_of(app, rec.version), &i);
+        r = state_app_version(app, rec.version, &version, &err);
+        if (r == -ENOMEM)
+                return r;
+        if (r == -EBADMSG)
+                log_error("store: %s; instance %s and the others of that version count as the current one's",
+                          err.msg, key);
+        if (r < 0)
+                version = app->current; /* a version no longer kept */
+        r = state_instance_add(&c->s->state, app, version, rec.task_id, &i);
+        if (r == -EEXIST) {
+                log_warn("store: instance %s names task %s, which another record holds: skipped", key,
+                         rec.task_id);
+                return 0;
+        }
         if (r < 0)
                 return r;
-        /* keep the recorded id, not the fresh one state_instance_new made */
-        hashmap_remove(&c->s->state.instances, i->task_id);
-        free(i->task_id);
-        i->task_id = strdup(rec.task_id);
-        if (!i->task_id || hashmap_put(&c->s->state.instances, i->task_id, i, NULL) < 0)
-                return -ENOMEM;
         i->state = rec.state;
         i->health = rec.health;
         i->registration = rec.registration;
@@ -410,7 +410,7 @@ static int load_deployment(const char *key, const void *data, size_t len, void *
 
 static int recover(Scheduler *s, PacerError *err)
 {
-        LoadCtx c = { .s = s, .err = err, .versions = HASHMAP_INIT };
+        LoadCtx c = { .s = s, .err = err };
         void *fid = NULL;
         size_t fid_len = 0;
         int r;
@@ -423,8 +423,6 @@ static int recover(Scheduler *s, PacerError *err)
         r = store_load(s->store, STORE_KIND_APP, load_app, &c, err);
         if (r >= 0)
                 r = store_load(s->store, STORE_KIND_APP_VERSION, load_version, &c, err);
-        if (r >= 0)
-                r = attach_versions(&c);
         if (r >= 0)
                 r = store_load(s->store, STORE_KIND_INSTANCE, load_instance, &c, err);
         if (r >= 0)
@@ -576,11 +574,11 @@ static void run_step(Scheduler *s, Deployment *d, DeploymentStep *st, App *app)
                         store_delete(s->store, STORE_KIND_APP, app->id, &err);
                         for (size_t h = 0; h < app->n_history; h++) {
                                 char key[APP_ID_MAX + 40];
-                                snprintf(key, sizeof(key), "%s@%s", app->id, app->history[h]->spec->version);
+                                snprintf(key, sizeof(key), "%s@%s", app->id, app->history[h]->version);
                                 store_delete(s->store, STORE_KIND_APP_VERSION, key, &err);
                         }
                         char key[APP_ID_MAX + 40];
-                        snprintf(key, sizeof(key), "%s@%s", app->id, app->current->spec->version);
+                        snprintf(key, sizeof(key), "%s@%s", app->id, app->current->version);
                         store_delete(s->store, STORE_KIND_APP_VERSION, key, &err);
                         emit(s, "app_terminated_event", json_pack("{s:s}", "appId", app->id));
                         app->deployment = NULL;
@@ -671,6 +669,12 @@ static int rollback_step(Scheduler *s, Deployment *d, DeploymentStep *st, Schedu
                 /* the previous definition as a new version, so every instance of the bad one is replaced */
                 iso_time(now_s(), version, sizeof(version));
                 app_spec_set_version(copy, version);
+                if (commit_before_change(s, &err) < 0) {
+                        app_spec_free(copy);
+                        res->kind = SCHED_ERR_STORE;
+                        snprintf(res->message, sizeof(res->message), "store: %s", err.msg);
+                        return -EIO;
+                }
                 if (persist_app_version(s, copy, &err) < 0 ||
                     store_put(s->store, STORE_KIND_APP, copy->id, copy->json, copy->json_len, &err) < 0 ||
                     store_commit(s->store, &err) < 0) {
@@ -963,6 +967,7 @@ static void handle_offers(Scheduler *s, const Mesos__V1__Scheduler__Event__Offer
                         n_launching += build_launches(s, ev->offers[o], o, res, reqs, wanted, &ol[o]);
         if (n_launching > 0) {
                 PacerError err = { "" };
+                flush_deployments(s); /* the progress that led to these launches goes with them */
                 if (store_commit(s->store, &err) < 0) {
                         metrics_counter_inc(s->m_commit_failures);
                         log_error("store commit failed: %s; the %zu launches of this offer round are not "
@@ -1549,6 +1554,12 @@ int scheduler_apply(Scheduler *s, AppChange *changes, size_t n, bool force, Depl
         if (r < 0)
                 return r;
 
+        r = commit_before_change(s, &err);
+        if (r < 0) {
+                result_set(res, SCHED_ERR_STORE,
+                           "the store did not take the change (%s); nothing was changed", err.msg);
+                return -EIO;
+        }
         iso_time(now_s(), version, sizeof(version));
         d = deployment_new(version);
         if (!d)
@@ -1647,6 +1658,7 @@ int scheduler_apply(Scheduler *s, AppChange *changes, size_t n, bool force, Depl
         snprintf(res->deployment_id, sizeof(res->deployment_id), "%s", d->id);
         snprintf(res->version, sizeof(res->version), "%s", d->version);
         advance_deployment(s, d); /* may already finish it (nothing to do) */
+        commit_for_answer(s);
         *ret_deployment = scheduler_deployment(s, res->deployment_id);
         /* the deployment may already be over (nothing to do): the caller still gets its id */
         return 0;
@@ -1754,6 +1766,7 @@ int scheduler_step_command(Scheduler *s, const char *deployment_id, const char *
              json_pack("{s:s, s:s, s:s}", "deploymentId", d->id, "appId", app_id, "command",
                        step_command_to_string(cmd)));
         advance_deployment(s, d);
+        commit_for_answer(s);
         return 0;
 }
 
@@ -1775,6 +1788,7 @@ int scheduler_cancel_deployment(Scheduler *s, const char *deployment_id, bool fo
                         if (!step_state_is_final(d->steps[i].state))
                                 step_finish(s, d, &d->steps[i], STEP_STOPPED, "the deployment was stopped");
                 finish_deployment(s, d);
+                commit_for_answer(s);
                 return 0;
         }
         /* roll every step back, in this deployment (its id stays what the operator knows) */
@@ -1785,14 +1799,19 @@ int scheduler_cancel_deployment(Scheduler *s, const char *deployment_id, bool fo
                 if (!step_state_is_final(st->state) || st->state == STEP_FAILED ||
                     st->state == STEP_SUCCEEDED) {
                         r = rollback_step(s, d, st, res);
-                        if (r < 0)
+                        if (r < 0) {
+                                /* the steps rolled back so far stay so */
+                                persist_deployment(s, d);
+                                commit_for_answer(s);
                                 return r;
+                        }
                 }
         }
         persist_deployment(s, d);
         snprintf(res->deployment_id, sizeof(res->deployment_id), "%s", d->id);
         snprintf(res->version, sizeof(res->version), "%s", d->version);
         advance_deployment(s, d);
+        commit_for_answer(s);
         *ret = scheduler_deployment(s, deployment_id);
         return 0;
 }
@@ -2059,6 +2078,8 @@ Scheduler *scheduler_free(Scheduler *s)
         ev_timer_stop(s->loop, &s->tick);
         ev_timer_stop(s->loop, &s->revive_timer);
         ev_timer_stop(s->loop, &s->reconcile_timer);
+        if (s->store)
+                flush_deployments(s); /* the loop may have stopped before the end of its turn */
         if (s->store && store_pending(s->store)) {
                 PacerError err;
                 if (store_commit(s->store, &err) < 0)

@@ -34,8 +34,52 @@ AppVersion *app_version_new(AppSpec *spec)
         if (!v)
                 return NULL;
         v->spec = spec;
+        v->version = spec->version;
         v->refs = 1;
         return v;
+}
+
+AppVersion *app_version_new_stored(const char *version, const void *json, size_t len)
+{
+        size_t n = strlen(version);
+        AppVersion *v = calloc(1, sizeof(*v));
+
+        if (!v)
+                return NULL;
+        v->stored = malloc(n + 1 + len + 1);
+        if (!v->stored) {
+                free(v);
+                return NULL;
+        }
+        memcpy(v->stored, version, n + 1);
+        memcpy(v->stored + n + 1, json, len);
+        v->stored[n + 1 + len] = 0;
+        v->stored_len = len;
+        v->version = v->stored;
+        v->refs = 1;
+        return v;
+}
+
+/* Turns a stored version into a parsed one; on failure it stays as it was. */
+static int version_parse(AppVersion *v, const char *app_id, PacerError *err)
+{
+        AppSpec *spec = NULL;
+        int r;
+
+        r = app_spec_from_stored(v->stored + strlen(v->version) + 1, v->stored_len, v->version, &spec, err);
+        if (r < 0)
+                return r;
+        if (!streq(spec->id, app_id)) {
+                pacer_error_set(err, EBADMSG, "it defines %s", spec->id);
+                app_spec_free(spec);
+                return -EBADMSG;
+        }
+        v->spec = spec;
+        v->version = spec->version;
+        free(v->stored);
+        v->stored = NULL;
+        v->stored_len = 0;
+        return 0;
 }
 
 AppVersion *app_version_ref(AppVersion *v)
@@ -49,6 +93,7 @@ AppVersion *app_version_unref(AppVersion *v)
 {
         if (v && --v->refs == 0) {
                 app_spec_free(v->spec);
+                free(v->stored);
                 free(v);
         }
         return NULL;
@@ -175,6 +220,57 @@ AppVersion *state_app_previous(const App *app)
         return app->n_history > 0 ? app->history[0] : NULL;
 }
 
+void state_app_add_history(App *app, AppVersion *v)
+{
+        size_t pos = 0;
+
+        while (pos < app->n_history && strcmp(app->history[pos]->version, v->version) > 0)
+                pos++;
+        if (pos == STATE_VERSIONS_KEPT) {
+                app_version_unref(v);
+                return;
+        }
+        if (app->n_history == STATE_VERSIONS_KEPT)
+                app_version_unref(app->history[--app->n_history]);
+        memmove(app->history + pos + 1, app->history + pos,
+                (app->n_history - pos) * sizeof(app->history[0]));
+        app->history[pos] = v;
+        app->n_history++;
+}
+
+int state_app_version(App *app, const char *version, AppVersion **ret, PacerError *err)
+{
+        PacerError e = { "" };
+        AppVersion *v;
+        int r;
+
+        if (app->current && streq(app->current->version, version)) {
+                *ret = app->current;
+                return 0;
+        }
+        for (size_t i = 0; i < app->n_history; i++) {
+                v = app->history[i];
+                if (!streq(v->version, version))
+                        continue;
+                if (!v->spec) {
+                        r = version_parse(v, app->id, &e);
+                        if (r == -ENOMEM)
+                                return r;
+                        if (r < 0) {
+                                memmove(app->history + i, app->history + i + 1,
+                                        (app->n_history - i - 1) * sizeof(app->history[0]));
+                                app->n_history--;
+                                app_version_unref(v);
+                                return pacer_error_set(err, EBADMSG, "version %s of %s is unreadable: %s",
+                                                       version, app->id, e.msg);
+                        }
+                }
+                *ret = v;
+                return 0;
+        }
+        return pacer_error_set(err, ENOENT, "%s has no version %s", app->id, version);
+}
+
 void state_app_remove(State *s, App *app)
 {
         hashmap_remove(&s->apps, app->id);
@@ -258,14 +354,22 @@ int state_app_id_of_task(const char *task_id, char *buf, size_t size)
 int state_instance_new(State *s, App *app, AppVersion *version, Instance **ret)
 {
         char id[APP_ID_MAX + 64];
-        Instance *i;
         int r;
 
         r = state_task_id(app->id, id, sizeof(id));
         if (r < 0)
                 return r;
+        return state_instance_add(s, app, version, id, ret);
+}
+
+int state_instance_add(State *s, App *app, AppVersion *version, const char *task_id, Instance **ret)
+{
+        Instance *i;
+        void *old = NULL;
+        int r;
+
         i = calloc(1, sizeof(*i));
-        if (!i || !(i->task_id = strdup(id))) {
+        if (!i || !(i->task_id = strdup(task_id))) {
                 free(i);
                 return -ENOMEM;
         }
@@ -275,7 +379,13 @@ int state_instance_new(State *s, App *app, AppVersion *version, Instance **ret)
         i->health = HEALTH_UNKNOWN;
         i->registration = REGISTRATION_PENDING;
         i->staged_at = mesos_now();
-        r = hashmap_put(&s->instances, i->task_id, i, NULL);
+        /* one probe of a table of 100,000 on recovery, not a lookup and then an insertion */
+        r = hashmap_put(&s->instances, i->task_id, i, &old);
+        if (r >= 0 && old) {
+                hashmap_put(&s->instances, ((Instance *)old)->task_id, old,
+                            NULL); /* cannot fail: no growth */
+                r = -EEXIST;
+        }
         if (r < 0) {
                 instance_free(i);
                 return r;
@@ -363,7 +473,7 @@ int instance_encode(const Instance *i, Buf *out)
         fail |= msgpack_pack_map(&pk, 12);
         fail |= pack_str(&pk, K_TASK, i->task_id);
         fail |= pack_str(&pk, K_APP, i->app ? i->app->id : "");
-        fail |= pack_str(&pk, K_VERSION, i->version ? i->version->spec->version : "");
+        fail |= pack_str(&pk, K_VERSION, i->version ? i->version->version : "");
         fail |= pack_str(&pk, K_AGENT, i->agent ? i->agent->id : "");
         fail |= pack_str(&pk, K_HOST, i->agent ? i->agent->hostname : "");
         fail |= pack_key(&pk, K_PORTS) || msgpack_pack_array(&pk, i->n_ports);

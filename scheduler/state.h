@@ -30,10 +30,18 @@ typedef struct Agent {
         uint32_t refs; /* instances on it */
 } Agent;
 
-/* One version of an app's definition, shared by the instances running it. */
+/* One version of an app's definition, shared by the instances running it.
+ * A version recovered from the store into an app's history only is kept as
+ * its stored JSON and parsed when something first needs it
+ * (state_app_version()): most are never needed. Whatever holds a version for
+ * its content (an app as current, an instance, a deployment step) holds a
+ * parsed one; spec is NULL only in an app's history. */
 typedef struct AppVersion {
-        AppSpec *spec;
-        uint32_t refs; /* instances + the app's history */
+        AppSpec *spec;       /* NULL until parsed */
+        const char *version; /* its name: spec->version, or the stored copy's */
+        char *stored;        /* while unparsed: the name, NUL, the JSON, NUL */
+        size_t stored_len;   /* of the JSON */
+        uint32_t refs;       /* instances + the app's history */
 } AppVersion;
 
 struct App;
@@ -95,12 +103,24 @@ Instance *state_instance(const State *s, const char *task_id);
 int state_app_add(State *s, AppSpec *spec, App **ret);
 /* Makes spec the app's current version, the old one going to the history. */
 int state_app_set_spec(State *s, App *app, AppSpec *spec);
-/* The previous version, or NULL. */
+/* The previous version, or NULL; possibly unparsed (see state_app_version()). */
 AppVersion *state_app_previous(const App *app);
+/* Adds a version (the reference is taken over) to the history, which stays
+ * sorted newest first by name (ISO times sort as text) and holds at most
+ * STATE_VERSIONS_KEPT: beyond that the oldest is dropped, possibly v itself. */
+void state_app_add_history(App *app, AppVersion *v);
+/* The app's version of that name, current or from the history, parsed: a
+ * stored one is parsed here on first use. -ENOENT when the app has none of
+ * that name; -EBADMSG with err saying why when its JSON does not parse or
+ * names another app: it is then dropped from the history, so it is reported
+ * once and is unknown from then on, as if never stored; -ENOMEM. */
+int state_app_version(App *app, const char *version, AppVersion **ret, PacerError *err);
 /* Removes an app that has no instances left. */
 void state_app_remove(State *s, App *app);
 
 AppVersion *app_version_new(AppSpec *spec);
+/* An unparsed version: its name (valid for app_spec_set_version()) and a copy of its stored JSON. */
+AppVersion *app_version_new_stored(const char *version, const void *json, size_t len);
 AppVersion *app_version_ref(AppVersion *v);
 AppVersion *app_version_unref(AppVersion *v);
 
@@ -109,6 +129,8 @@ Agent *state_agent_get(State *s, const char *id, const char *hostname,
 
 /* A new instance of app running version, STAGING, with a fresh task id. */
 int state_instance_new(State *s, App *app, AppVersion *version, Instance **ret);
+/* The same with a known task id (an instance recovered from the store): -EEXIST when it is taken. */
+int state_instance_add(State *s, App *app, AppVersion *version, const char *task_id, Instance **ret);
 void state_instance_set_agent(State *s, Instance *i, Agent *a);
 void state_instance_remove(State *s, Instance *i);
 

@@ -3,8 +3,8 @@
  * order, number printing, echo-back), ids, every field's validation with its
  * Marathon-style error path, the unknown/unsupported/read-only field policy,
  * hostile input (huge env, long labels, control characters, unicode, huge
- * numbers), the size cap, all errors at once in a 422 body, PATCH merges and
- * version stamping. */
+ * numbers), the size cap, all errors at once in a 422 body, PATCH merges,
+ * version stamping, and specs rebuilt from store records. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -1003,6 +1003,133 @@ static void test_version(void **state)
         app_spec_free(a);
 }
 
+/* What recovery does with a store record: the same spec as parsing it afresh and stamping it. */
+static AppSpec *stored_ok(const char *json, size_t len, const char *version)
+{
+        PacerError err = { "" };
+        AppSpec *a = NULL;
+
+        if (app_spec_from_stored(json, len, version, &a, &err) != 0)
+                fail_msg("stored record rejected: %s", err.msg);
+        assert_non_null(a);
+        assert_int_equal(strlen(a->json), a->json_len);
+        return a;
+}
+
+static void assert_same_spec(const AppSpec *a, const AppSpec *b)
+{
+        json_t *ja = app_spec_to_json(a), *jb = app_spec_to_json(b);
+
+        assert_true(json_equal(ja, jb));
+        assert_string_equal(a->json, b->json);
+        assert_int_equal(a->json_len, b->json_len);
+        assert_string_equal(a->version, b->version);
+        assert_true(a->cpus == b->cpus && a->mem == b->mem && a->instances == b->instances);
+        assert_int_equal(a->n_checks, b->n_checks);
+        assert_int_equal(a->n_ports, b->n_ports);
+        json_decref(ja);
+        json_decref(jb);
+}
+
+static void test_from_stored(void **state)
+{
+        static const char *const texts[] = {
+                "{'id': 'a', 'cmd': 'x'}",
+                "{'id': 'n', 'cmd': 'x', 'cpus': 0.1, 'mem': 0.30000000000000004, 'taskKillGracePeriodSeconds': 5}",
+                "{'id': '/bench/app-00001', 'cmd': 'sleep 3600', 'cpus': 0.01, 'mem': 8, 'instances': 10,"
+                " 'labels': {'team': 't1', 'requirePorts': 'x', 'killSelection': 'y'},"
+                " 'healthChecks': [{'protocol': 'MESOS_HTTP', 'path': '/health', 'portIndex': 0}]}",
+        };
+        AppSpec *eager, *lazy;
+
+        for (size_t t = 0; t <= ELEMENTSOF(texts); t++) {
+                eager = t < ELEMENTSOF(texts) ? parse_ok(texts[t]) : parse_ok(full_app);
+                assert_int_equal(app_spec_set_version(eager, VERSION), 0);
+
+                /* the record carries its version: its text is kept, and is what rendering gives */
+                lazy = stored_ok(eager->json, eager->json_len, NULL);
+                assert_ptr_not_equal(lazy->json, eager->json);
+                assert_same_spec(lazy, eager);
+                app_spec_free(lazy);
+                lazy = stored_ok(eager->json, eager->json_len, VERSION);
+                assert_same_spec(lazy, eager);
+                app_spec_free(lazy);
+
+                /* another version than the record's: stamped and rendered, as app_spec_set_version() */
+                lazy = stored_ok(eager->json, eager->json_len, "2025-01-01T00:00:00.000Z");
+                assert_string_equal(lazy->version, "2025-01-01T00:00:00.000Z");
+                assert_int_equal(app_spec_set_version(eager, "2025-01-01T00:00:00.000Z"), 0);
+                assert_same_spec(lazy, eager);
+                app_spec_free(lazy);
+                app_spec_free(eager);
+        }
+
+        /* a record without a version: rendered without one, or stamped with the one given */
+        eager = parse_ok("{'id': 'a', 'cmd': 'x'}");
+        lazy = stored_ok(eager->json, eager->json_len, NULL);
+        assert_same_spec(lazy, eager);
+        assert_null(strstr(lazy->json, "\"version\""));
+        app_spec_free(lazy);
+        lazy = stored_ok(eager->json, eager->json_len, VERSION);
+        assert_int_equal(app_spec_set_version(eager, VERSION), 0);
+        assert_same_spec(lazy, eager);
+        app_spec_free(lazy);
+        app_spec_free(eager);
+
+        /* a record whose own version is broken: dropped, as app_spec_set_version() would refuse it */
+        {
+                static const char text[] = "{\"id\":\"/a\",\"cmd\":\"x\",\"version\":\"a b\"}";
+                lazy = stored_ok(text, strlen(text), NULL);
+                assert_string_equal(lazy->version, "");
+                assert_null(strstr(lazy->json, "\"version\""));
+                app_spec_free(lazy);
+        }
+}
+
+static void test_from_stored_bad(void **state)
+{
+        static const struct {
+                const char *text;
+                const char *message; /* part of the error */
+        } bad[] = {
+                { "{\"id\":\"/a\",\"cmd\":\"x\"", "" },                    /* truncated */
+                { "not json", "" },                                        /* not JSON */
+                { "[1,2]", "expected an app definition" },                 /* not an object */
+                { "{\"id\":\"/a\",\"cmd\":\"x\",\"cpus\":-1}", "/cpus" },  /* invalid, with its path */
+                { "{\"id\":\"/a\",\"cmd\":\"\xff\xfe\"}", "" },            /* not UTF-8 */
+                { "{\"id\":\"/a\",\"cmd\":\"x\",\"bogus\":1}", "/bogus" }, /* unknown field */
+        };
+        PacerError err;
+        AppSpec *a = NULL;
+
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                err = (PacerError){ "" };
+                assert_int_equal(app_spec_from_stored(bad[i].text, strlen(bad[i].text), NULL, &a, &err),
+                                 -EBADMSG);
+                assert_null(a);
+                assert_true(*err.msg);
+                if (!strstr(err.msg, bad[i].message))
+                        fail_msg("record %zu: '%s' does not say %s", i, err.msg, bad[i].message);
+        }
+        /* a record longer than any app: refused before it is parsed */
+        {
+                size_t len = APP_JSON_MAX + 1;
+                char *big = malloc(len);
+                assert_non_null(big);
+                memset(big, ' ', len);
+                assert_int_equal(app_spec_from_stored(big, len, NULL, &a, &err), -EBADMSG);
+                assert_non_null(strstr(err.msg, "bytes"));
+                free(big);
+        }
+        /* a version the caller gives must be one */
+        assert_int_equal(app_spec_from_stored("{}", 2, "a\"b", &a, &err), -EINVAL);
+        assert_null(a);
+        assert_true(app_spec_version_valid(VERSION));
+        assert_true(app_spec_version_valid(""));
+        assert_false(app_spec_version_valid("a b"));
+        assert_false(app_spec_version_valid("01234567890123456789012345678901"));
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -1028,6 +1155,8 @@ int main(void)
                 cmocka_unit_test(test_size_cap),
                 cmocka_unit_test(test_merge),
                 cmocka_unit_test(test_version),
+                cmocka_unit_test(test_from_stored),
+                cmocka_unit_test(test_from_stored_bad),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,7 +2,8 @@
 /* Tests for deployments: the planner's rolling replacement within
  * upgradeStrategy (never below minimumHealthCapacity ready, never above
  * maximumOverCapacity in total), scale up and down with killSelection,
- * stopping, dependency ordering with cycles, and the store round trip. */
+ * stopping, dependency ordering with cycles, and the store round trip
+ * (versions recovery kept unparsed included). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,23 +16,7 @@
 #include "deployment.h"
 #include "json.h"
 #include "log.h"
-
-static AppSpec *spec(const char *json_text, const char *version)
-{
-        json_t *j = NULL;
-        JsonErrors errs = { 0 };
-        AppSpec *s = NULL;
-
-        assert_int_equal(json_parse(json_text, strlen(json_text), NULL, &j, NULL), 0);
-        if (app_spec_from_json(j, NULL, &s, &errs) < 0) {
-                PacerError e;
-                json_errors_to_error(&errs, &e);
-                fail_msg("spec does not validate: %s", e.msg);
-        }
-        json_decref(j);
-        assert_int_equal(app_spec_set_version(s, version), 0);
-        return s;
-}
+#include "test-support.h"
 
 static Instance *add(State *st, App *app, AppVersion *v, TaskState state, bool ready, double staged)
 {
@@ -57,8 +42,8 @@ static void setup(Fixture *f, unsigned n_old, unsigned target, double min_health
 
         state_init(&f->st);
         assert_int_equal(state_app_add(&f->st,
-                                       spec("{\"id\":\"/web\",\"cmd\":\"sleep 1\",\"instances\":3}",
-                                            "2026-01-01T00:00:00.000Z"),
+                                       test_spec("{\"id\":\"/web\",\"cmd\":\"sleep 1\",\"instances\":3}",
+                                                 "2026-01-01T00:00:00.000Z"),
                                        &f->app),
                          0);
         f->old = f->app->current;
@@ -68,7 +53,7 @@ static void setup(Fixture *f, unsigned n_old, unsigned target, double min_health
                  "{\"id\":\"/web\",\"cmd\":\"sleep 2\",\"instances\":%u,\"upgradeStrategy\":"
                  "{\"minimumHealthCapacity\":%g,\"maximumOverCapacity\":%g}}",
                  target, min_health, over);
-        assert_int_equal(state_app_set_spec(&f->st, f->app, spec(json, "2026-01-02T00:00:00.000Z")), 0);
+        assert_int_equal(state_app_set_spec(&f->st, f->app, test_spec(json, "2026-01-02T00:00:00.000Z")), 0);
         f->new = f->app->current;
 }
 
@@ -227,9 +212,10 @@ static void test_scale_up_and_down_with_kill_selection(void **state)
         PlanActions p;
 
         state_init(&f.st);
-        assert_int_equal(
-                state_app_add(&f.st, spec("{\"id\":\"/web\",\"cmd\":\"x\",\"instances\":5}", "v1"), &f.app),
-                0);
+        assert_int_equal(state_app_add(&f.st,
+                                       test_spec("{\"id\":\"/web\",\"cmd\":\"x\",\"instances\":5}", "v1"),
+                                       &f.app),
+                         0);
         f.new = f.app->current;
         Instance *a = add(&f.st, f.app, f.new, TASK_STATE(TASK_RUNNING), true, 10);
         Instance *b = add(&f.st, f.app, f.new, TASK_STATE(TASK_RUNNING), true, 20);
@@ -283,13 +269,15 @@ static void test_dependencies_and_cycles(void **state)
         PacerError err = { "" };
 
         state_init(&st);
-        assert_int_equal(state_app_add(&st, spec("{\"id\":\"/db\",\"cmd\":\"x\"}", "v1"), &a), 0);
+        assert_int_equal(state_app_add(&st, test_spec("{\"id\":\"/db\",\"cmd\":\"x\"}", "v1"), &a), 0);
         assert_int_equal(
-                state_app_add(&st, spec("{\"id\":\"/api\",\"cmd\":\"x\",\"dependencies\":[\"/db\"]}", "v1"),
+                state_app_add(&st,
+                              test_spec("{\"id\":\"/api\",\"cmd\":\"x\",\"dependencies\":[\"/db\"]}", "v1"),
                               &b),
                 0);
         assert_int_equal(
-                state_app_add(&st, spec("{\"id\":\"/web\",\"cmd\":\"x\",\"dependencies\":[\"/api\"]}", "v1"),
+                state_app_add(&st,
+                              test_spec("{\"id\":\"/web\",\"cmd\":\"x\",\"dependencies\":[\"/api\"]}", "v1"),
                               &c),
                 0);
         d = deployment_new("v1");
@@ -332,14 +320,14 @@ static void test_dependencies_and_cycles(void **state)
 
         /* a cycle is refused, naming an app on it */
         App *x, *y;
-        assert_int_equal(state_app_add(&st,
-                                       spec("{\"id\":\"/x\",\"cmd\":\"x\",\"dependencies\":[\"/y\"]}", "v1"),
-                                       &x),
-                         0);
-        assert_int_equal(state_app_add(&st,
-                                       spec("{\"id\":\"/y\",\"cmd\":\"x\",\"dependencies\":[\"/x\"]}", "v1"),
-                                       &y),
-                         0);
+        assert_int_equal(
+                state_app_add(
+                        &st, test_spec("{\"id\":\"/x\",\"cmd\":\"x\",\"dependencies\":[\"/y\"]}", "v1"), &x),
+                0);
+        assert_int_equal(
+                state_app_add(
+                        &st, test_spec("{\"id\":\"/y\",\"cmd\":\"x\",\"dependencies\":[\"/x\"]}", "v1"), &y),
+                0);
         d = deployment_new("v1");
         deployment_add_step(d, "/x", STEP_ACTION_START, NULL, x->current, NULL);
         deployment_add_step(d, "/y", STEP_ACTION_START, NULL, y->current, NULL);
@@ -378,6 +366,69 @@ static void test_rolled_back_step_is_no_success(void **state)
         deployment_free(d);
 }
 
+/* A deployment recovered from the store names versions of the history that recovery kept unparsed:
+ * decoding parses them (a step needs its versions' content), and refuses a record whose version is
+ * unreadable, saying which. */
+static void test_decode_parses_stored_versions(void **state)
+{
+        static const char good[] = "{\"id\":\"/web\",\"cmd\":\"sleep 1\",\"instances\":4}";
+        static const char bad[] = "{\"id\":\"/web\",\"cmd\":\"sleep 1\",\"mem\":-5}";
+        PacerError err = { "" };
+        AppSpec *ref = test_spec(good, "2025-01-01T00:00:00.000Z");
+        Deployment *d, *back;
+        Buf b = BUF_INIT(65536);
+        State st;
+        App *app;
+
+        state_init(&st);
+        assert_int_equal(
+                state_app_add(&st,
+                              test_spec("{\"id\":\"/web\",\"cmd\":\"sleep 2\"}", "2026-01-02T00:00:00.000Z"),
+                              &app),
+                0);
+        state_app_add_history(app,
+                              app_version_new_stored("2025-01-01T00:00:00.000Z", ref->json, ref->json_len));
+        state_app_add_history(app, app_version_new_stored("2025-06-01T00:00:00.000Z", bad, strlen(bad)));
+        assert_int_equal(app->n_history, 2);
+        AppVersion *old = app->history[1];
+        assert_null(old->spec);
+
+        /* encoding needs only the names */
+        d = deployment_new("2026-01-02T00:00:00.000Z");
+        deployment_add_step(d, "/web", STEP_ACTION_RESTART, old, app->current, NULL);
+        assert_int_equal(deployment_encode(d, &b), 0);
+        deployment_free(d);
+
+        assert_int_equal(deployment_decode(b.data, b.len, &st, &back, &err), 0);
+        DeploymentStep *step = deployment_step(back, "/web");
+        assert_ptr_equal(step->from, old);
+        assert_non_null(step->from->spec);
+        assert_string_equal(step->from->spec->json, ref->json);
+        assert_int_equal(step->from->spec->instances, 4);
+        assert_ptr_equal(step->to, app->current);
+        deployment_free(back);
+        buf_done(&b);
+
+        /* a step from the unreadable version: the record is refused, naming it */
+        d = deployment_new("2026-01-02T00:00:00.000Z");
+        deployment_add_step(d, "/web", STEP_ACTION_RESTART, app->history[0], app->current, NULL);
+        b = BUF_INIT(65536);
+        assert_int_equal(deployment_encode(d, &b), 0);
+        deployment_free(d);
+        back = NULL;
+        assert_int_equal(deployment_decode(b.data, b.len, &st, &back, &err), -EBADMSG);
+        assert_null(back);
+        assert_non_null(strstr(err.msg, "2025-06-01T00:00:00.000Z"));
+        assert_non_null(strstr(err.msg, "/mem"));
+        /* and again, now that the version is forgotten: not in the store */
+        assert_int_equal(deployment_decode(b.data, b.len, &st, &back, &err), -ENOENT);
+        assert_int_equal(app->n_history, 1);
+        buf_done(&b);
+
+        app_spec_free(ref);
+        state_done(&st);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -389,6 +440,7 @@ int main(void)
                 cmocka_unit_test(test_stop_kills_everything),
                 cmocka_unit_test(test_dependencies_and_cycles),
                 cmocka_unit_test(test_rolled_back_step_is_no_success),
+                cmocka_unit_test(test_decode_parses_stored_versions),
         };
         log_set_level(LOG_LEVEL_ERROR);
         return cmocka_run_group_tests(tests, NULL, NULL);

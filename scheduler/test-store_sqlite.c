@@ -17,6 +17,7 @@
 #include "buf.h"
 #include "json.h"
 #include "store_sqlite.h"
+#include "test-support.h"
 
 #define PERF_INSTANCES 100000
 #define SNAPSHOT_MAX   (64u * 1024 * 1024)
@@ -31,19 +32,12 @@ typedef struct Fixture {
         char db[340];
 } Fixture;
 
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-        return remove(path);
-}
-
 static int setup(void **state)
 {
         Fixture *f = calloc(1, sizeof(*f));
-        const char *tmp = getenv("TMPDIR");
 
         assert_non_null(f);
-        snprintf(f->dir, sizeof(f->dir), "%s/test-store-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        assert_non_null(mkdtemp(f->dir));
+        test_tmpdir(f->dir, sizeof(f->dir), "test-store");
         /* nested and missing: open creates it */
         snprintf(f->data_dir, sizeof(f->data_dir), "%s/data/scheduler", f->dir);
         snprintf(f->db, sizeof(f->db), "%s/%s", f->data_dir, STORE_SQLITE_DB_FILE);
@@ -55,7 +49,7 @@ static int teardown(void **state)
 {
         Fixture *f = *state;
 
-        nftw(f->dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        test_rmtree(f->dir);
         free(f);
         return 0;
 }
