@@ -331,6 +331,29 @@ def test_restart_mid_deployment_resumes_it(make_scheduler, fake_master, sim):
     assert len(fake_master.launches) == n_launches, "nothing relaunched"
 
 
+def test_batch_larger_than_a_store_record_survives_restarts(make_scheduler, fake_master):
+    """A batch of 400 apps: as one record its plan would pass the store's 64 KiB
+    cap; as a header and a record per step it is stored whole, and a change to
+    one app's step is stored as that step alone."""
+    s = make_scheduler().start()  # no agents: every step keeps running
+    apps = [app_spec(f"/batch/app-{i:03}", 1) for i in range(400)]
+    dep, _ = deploy(s, apps)
+
+    s.kill()
+    s.start()
+    d = s.api.deployment(dep)
+    assert d is not None, "the deployment survived the restart"
+    steps = steps_of(d)
+    assert len(steps) == 400 and {st["state"] for st in steps.values()} == {"running"}
+
+    assert step_command(s, dep, "/batch/app-123", "stop").status == 200
+    s.kill()
+    s.start()
+    steps = steps_of(s.api.deployment(dep))
+    assert steps["/batch/app-123"]["state"] == "stopped"
+    assert sum(st["state"] == "running" for st in steps.values()) == 399
+
+
 def test_dependencies_are_deployed_in_order(make_scheduler, fake_master, sim):
     add_agents(fake_master, 3)
     s = make_scheduler().start()

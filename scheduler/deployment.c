@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "deployment.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
@@ -297,31 +300,12 @@ oom:
         return NULL;
 }
 
-int deployment_encode(const Deployment *d, Buf *out)
+/* Writes j compactly (times keep their full precision) and frees it. */
+static int dump_json(json_t *j, Buf *out)
 {
-        json_t *steps = json_array(), *j;
         char *text;
         int r;
 
-        if (!steps)
-                return -ENOMEM;
-        for (size_t i = 0; i < d->n_steps; i++) {
-                const DeploymentStep *st = &d->steps[i];
-                json_t *deps = json_array();
-                for (size_t k = 0; deps && k < st->n_deps; k++)
-                        json_array_append_new(deps, json_string(st->deps[k]));
-                json_array_append_new(
-                        steps,
-                        json_pack("{s:s, s:s, s:s, s:s*, s:s*, s:b, s:s, s:f, s:f, s:f, s:i, s:o}", "app",
-                                  st->app_id, "action", step_action_to_string(st->action), "state",
-                                  step_state_to_string(st->state), "from",
-                                  st->from ? st->from->version : NULL, "to", st->to ? st->to->version : NULL,
-                                  "rollback", st->rollback, "reason", st->reason, "started", st->started_at,
-                                  "deadline", st->deadline_at, "finished", st->finished_at, "failures",
-                                  (json_int_t)st->failures, "deps", deps ? deps : json_array()));
-        }
-        j = json_pack("{s:s, s:s, s:f, s:o}", "id", d->id, "version", d->version, "created", d->created_at,
-                      "steps", steps);
         if (!j)
                 return -ENOMEM;
         text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
@@ -331,6 +315,132 @@ int deployment_encode(const Deployment *d, Buf *out)
         r = buf_puts(out, text);
         free(text);
         return r;
+}
+
+int deployment_encode_header(const Deployment *d, Buf *out)
+{
+        return dump_json(json_pack("{s:s, s:s, s:f, s:I}", "id", d->id, "version", d->version, "created",
+                                   d->created_at, "n_steps", (json_int_t)d->n_steps),
+                         out);
+}
+
+int deployment_encode_step(const DeploymentStep *st, Buf *out)
+{
+        json_t *deps = json_array();
+
+        for (size_t k = 0; deps && k < st->n_deps; k++)
+                json_array_append_new(deps, json_string(st->deps[k]));
+        if (!deps)
+                return -ENOMEM;
+        return dump_json(
+                json_pack("{s:s, s:s, s:s, s:s*, s:s*, s:b, s:s, s:f, s:f, s:f, s:i, s:o}", "app",
+                          st->app_id, "action", step_action_to_string(st->action), "state",
+                          step_state_to_string(st->state), "from", st->from ? st->from->version : NULL, "to",
+                          st->to ? st->to->version : NULL, "rollback", st->rollback, "reason", st->reason,
+                          "started", st->started_at, "deadline", st->deadline_at, "finished",
+                          st->finished_at, "failures", (json_int_t)st->failures, "deps", deps),
+                out);
+}
+
+int deployment_step_key(const char *deployment_id, size_t i, char *buf, size_t size)
+{
+        int n = snprintf(buf, size, "%s#%zu", deployment_id, i);
+
+        return n < 0 || (size_t)n >= size ? -ENOBUFS : 0;
+}
+
+int deployment_step_key_parse(const char *key, char id[DEPLOYMENT_ID_MAX], size_t *index)
+{
+        const char *hash = strrchr(key, '#');
+        unsigned long long i;
+        char *end;
+
+        if (!hash || hash == key || (size_t)(hash - key) >= DEPLOYMENT_ID_MAX ||
+            !isdigit((unsigned char)hash[1]))
+                return -EINVAL;
+        errno = 0;
+        i = strtoull(hash + 1, &end, 10);
+        if (errno || *end || i >= DEPLOYMENT_STEPS_MAX)
+                return -EINVAL;
+        memcpy(id, key, (size_t)(hash - key));
+        id[hash - key] = 0;
+        *index = (size_t)i;
+        return 0;
+}
+
+int deployment_record_open(const void *data, size_t len, json_t **ret, PacerError *err)
+{
+        _cleanup_(json_decrefp) json_t *j = NULL;
+        PacerError e = { "" };
+        json_t *steps;
+        json_int_t n = -1;
+        const char *id, *version;
+        double created;
+        int r;
+
+        r = json_parse(data, len, NULL, &j, &e);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return pacer_error_set(err, EBADMSG, "not JSON: %s", e.msg);
+        if (json_unpack(j, "{s:s, s:s, s:F, s?I}", "id", &id, "version", &version, "created", &created,
+                        "n_steps", &n) < 0 ||
+            strlen(id) >= DEPLOYMENT_ID_MAX || strchr(id, '#'))
+                return pacer_error_set(err, EBADMSG, "the header has the wrong shape");
+        steps = json_object_get(j, "steps");
+        if (steps && n < 0) {
+                if (!json_is_array(steps))
+                        return pacer_error_set(err, EBADMSG, "\"steps\" is not an array");
+                json_object_set_new(j, "legacy", json_true());
+        } else {
+                if (steps || n < 0 || n > DEPLOYMENT_STEPS_MAX)
+                        return pacer_error_set(err, EBADMSG, "\"n_steps\" is missing or out of range");
+                steps = json_array();
+                for (json_int_t i = 0; steps && i < n; i++)
+                        if (json_array_append_new(steps, json_null()) < 0)
+                                break;
+                if (!steps || json_array_size(steps) != (size_t)n ||
+                    json_object_set_new(j, "steps", steps) < 0)
+                        return -ENOMEM;
+        }
+        *ret = TAKE_PTR(j);
+        return 0;
+}
+
+const char *deployment_record_id(const json_t *rec)
+{
+        return json_string_value(json_object_get(rec, "id"));
+}
+
+size_t deployment_record_n_steps(const json_t *rec)
+{
+        return json_array_size(json_object_get(rec, "steps"));
+}
+
+bool deployment_record_is_legacy(const json_t *rec)
+{
+        return json_is_true(json_object_get(rec, "legacy"));
+}
+
+int deployment_record_add_step(json_t *rec, size_t index, const void *data, size_t len, PacerError *err)
+{
+        json_t *steps = json_object_get(rec, "steps"), *step = NULL;
+        PacerError e = { "" };
+        int r;
+
+        if (deployment_record_is_legacy(rec) || index >= json_array_size(steps))
+                return pacer_error_set(err, ERANGE, "deployment %s has no step %zu",
+                                       deployment_record_id(rec), index);
+        r = json_parse(data, len, NULL, &step, &e);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0)
+                return pacer_error_set(err, EBADMSG, "not JSON: %s", e.msg);
+        if (!json_is_object(step)) {
+                json_decref(step);
+                return pacer_error_set(err, EBADMSG, "not a JSON object");
+        }
+        return json_array_set_new(steps, index, step) < 0 ? -ENOMEM : 0;
 }
 
 /* The version of app_id named v (parsed: a step needs its content), or NULL (v NULL: none wanted). */
@@ -346,21 +456,16 @@ static int find_version(const State *s, const char *app_id, const char *v, AppVe
         return state_app_version(a, v, ret, err);
 }
 
-int deployment_decode(const void *data, size_t len, const State *s, Deployment **ret, PacerError *err)
+int deployment_decode(const json_t *rec, const State *s, Deployment **ret, PacerError *err)
 {
-        _cleanup_(json_decrefp) json_t *j = NULL;
-        json_t *steps;
-        const char *id, *version;
-        double created;
+        json_t *steps = json_object_get(rec, "steps");
+        const char *id = deployment_record_id(rec),
+                   *version = json_string_value(json_object_get(rec, "version"));
+        double created = json_number_value(json_object_get(rec, "created"));
         Deployment *d;
         int r;
 
-        r = json_parse(data, len, NULL, &j, err);
-        if (r < 0)
-                return r;
-        if (json_unpack(j, "{s:s, s:s, s:F, s:o}", "id", &id, "version", &version, "created", &created,
-                        "steps", &steps) < 0 ||
-            !json_is_array(steps) || strlen(id) >= DEPLOYMENT_ID_MAX)
+        if (!id || !version || !json_is_array(steps))
                 return pacer_error_set(err, EBADMSG, "deployment record has the wrong shape");
         d = calloc(1, sizeof(*d));
         if (!d)
@@ -376,6 +481,10 @@ int deployment_decode(const void *data, size_t len, const State *s, Deployment *
                 json_t *deps = NULL;
                 DeploymentStep *st;
 
+                if (json_is_null(json_array_get(steps, i))) {
+                        deployment_free(d);
+                        return pacer_error_set(err, EBADMSG, "deployment %s: step %zu is missing", id, i);
+                }
                 if (json_unpack(json_array_get(steps, i),
                                 "{s:s, s:s, s:s, s?s, s?s, s?b, s?s, s?F, s?F, s?F, s?I, s?o}", "app", &app,
                                 "action", &action, "state", &state, "from", &from, "to", &to, "rollback",

@@ -17,6 +17,8 @@
 
 #define DEPLOYMENT_ID_MAX     40
 #define DEPLOYMENT_REASON_MAX 256
+/* Bound on the steps of one deployment read from the store (a step per app). */
+#define DEPLOYMENT_STEPS_MAX 1000000
 
 typedef enum StepAction {
         STEP_ACTION_START,   /* new app: launch its instances */
@@ -49,6 +51,7 @@ typedef struct DeploymentStep {
         uint32_t failures; /* of the target version's instances, within the crash-loop window */
         char **deps;       /* app ids of steps in this deployment this one waits for */
         size_t n_deps;
+        bool dirty; /* changed since its store record was written */
 } DeploymentStep;
 
 typedef struct Deployment {
@@ -58,7 +61,8 @@ typedef struct Deployment {
         DeploymentStep *steps;
         size_t n_steps;
         bool finished; /* over; freed at the end of the loop turn, so pointers held during it stay valid */
-        bool dirty;    /* changed since its store record was written: written once at the end of the turn */
+        bool dirty;    /* header and every step to be written (new, or read in the one-record form) */
+        bool steps_dirty; /* some step is dirty */
         struct Deployment *prev, *next;
 } Deployment;
 
@@ -89,9 +93,35 @@ int deployment_resolve_dependencies(Deployment *d, const State *s, PacerError *e
 
 /* Marathon's /v2/deployments shape plus Pacer's per-app "apps" array. */
 json_t *deployment_to_json(const Deployment *d, const State *s);
-/* For the store: steps with version strings; versions are resolved on load. */
-int deployment_encode(const Deployment *d, Buf *out);
-int deployment_decode(const void *data, size_t len, const State *s, Deployment **ret, PacerError *err);
+/* The store keeps a deployment as a header record (STORE_KIND_DEPLOYMENT, key:
+ * its id: id, version, creation time, number of steps) and one record per step
+ * (STORE_KIND_DEPLOYMENT_STEP, key: deployment_step_key()), steps naming their
+ * versions. No record grows with the batch (a batch of 10,000 apps stays far
+ * below STORE_OBJECT_MAX a record) and a loop turn writes only the steps it
+ * changed. */
+int deployment_encode_header(const Deployment *d, Buf *out);
+int deployment_encode_step(const DeploymentStep *st, Buf *out);
+/* "<deployment id>#<step index>"; -ENOBUFS when size is too small. */
+int deployment_step_key(const char *deployment_id, size_t i, char *buf, size_t size);
+/* Splits a step key; -EINVAL when it is not one. */
+int deployment_step_key_parse(const char *key, char id[DEPLOYMENT_ID_MAX], size_t *index);
+
+/* Reading back, in three moves: the header record opens a record (a JSON
+ * object whose steps are still null), each step record goes into it, then it
+ * becomes a deployment, its versions resolved against the state (history
+ * versions parsed as needed). A header that holds its steps itself (the
+ * one-record form of earlier releases) needs no step records.
+ * deployment_record_open() returns -EBADMSG with err saying what is wrong;
+ * deployment_record_add_step() -EBADMSG or -ERANGE (no such step);
+ * deployment_decode() -EBADMSG (a step missing or malformed), -ENOENT (a
+ * version no longer stored) or -ENOMEM. */
+int deployment_record_open(const void *data, size_t len, json_t **ret, PacerError *err);
+const char *deployment_record_id(const json_t *rec);
+size_t deployment_record_n_steps(const json_t *rec);
+/* True for the one-record form: written again as a header and steps. */
+bool deployment_record_is_legacy(const json_t *rec);
+int deployment_record_add_step(json_t *rec, size_t index, const void *data, size_t len, PacerError *err);
+int deployment_decode(const json_t *rec, const State *s, Deployment **ret, PacerError *err);
 
 /* What the planner wants done now for one running step. */
 #define PLAN_KILLS_MAX 256

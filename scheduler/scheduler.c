@@ -127,34 +127,73 @@ static int persist_app_version(Scheduler *s, const AppSpec *spec, PacerError *er
         return store_put(s->store, STORE_KIND_APP_VERSION, key, spec->json, spec->json_len, err);
 }
 
-/* A deployment's record holds every step: written at each step change, a deployment of n apps would
- * cost O(n²). It is marked instead, and written once per loop turn by flush_deployments(). */
+/* A deployment is stored as a header and a record per step (see deployment.h). A change marks what
+ * it touched; flush_deployments() writes it once per loop turn, so a step change costs one small
+ * record however large the batch. */
 static void persist_deployment(Scheduler *s, Deployment *d)
 {
         d->dirty = true;
 }
 
-/* Queues the record of every deployment changed since the last flush. Before every commit that an
- * acknowledgement or an API answer waits for. */
+static void persist_step(Deployment *d, DeploymentStep *st)
+{
+        st->dirty = true;
+        d->steps_dirty = true;
+}
+
+static int put_deployment(Scheduler *s, Deployment *d, PacerError *err)
+{
+        _cleanup_(buf_done) Buf b = BUF_INIT(STORE_OBJECT_MAX);
+        char key[DEPLOYMENT_ID_MAX + 24];
+        int r = 0;
+
+        if (d->dirty) {
+                r = deployment_encode_header(d, &b);
+                if (r >= 0)
+                        r = store_put(s->store, STORE_KIND_DEPLOYMENT, d->id, b.data, b.len, err);
+        }
+        for (size_t i = 0; r >= 0 && i < d->n_steps; i++) {
+                DeploymentStep *st = &d->steps[i];
+                if (!d->dirty && !st->dirty)
+                        continue;
+                st->dirty = false;
+                buf_reset(&b);
+                r = deployment_encode_step(st, &b);
+                if (r >= 0)
+                        r = deployment_step_key(d->id, i, key, sizeof(key));
+                if (r >= 0)
+                        r = store_put(s->store, STORE_KIND_DEPLOYMENT_STEP, key, b.data, b.len, err);
+        }
+        if (r < 0 && !err->msg[0])
+                pacer_error_set(err, -r, "%s",
+                                r == -ENOMEM ? "out of memory" : "a step record is too large");
+        return r;
+}
+
+/* Queues the records of every deployment changed since the last flush. Before every commit that an
+ * acknowledgement, an API answer or a launch waits for. */
 static void flush_deployments(Scheduler *s)
 {
         for (Deployment *d = s->deployments; d; d = d->next) {
-                _cleanup_(buf_done) Buf b = BUF_INIT(STORE_OBJECT_MAX);
                 PacerError err = { "" };
-                int r;
 
-                if (!d->dirty)
+                if (!d->dirty && !d->steps_dirty)
                         continue;
-                d->dirty = false;
-                if (d->finished)
-                        continue; /* its deletion is queued */
-                r = deployment_encode(d, &b);
-                if (r < 0)
-                        pacer_error_set(&err, r, "%s",
-                                        r == -ENOMEM ? "out of memory" : "the record is too large");
-                if (r < 0 || store_put(s->store, STORE_KIND_DEPLOYMENT, d->id, b.data, b.len, &err) < 0)
-                        log_error("deployment %s: cannot queue its record: %s", d->id, err.msg);
+                if (!d->finished && put_deployment(s, d, &err) < 0)
+                        log_error("deployment %s: cannot queue its records: %s", d->id, err.msg);
+                d->dirty = d->steps_dirty = false;
         }
+}
+
+/* Queues the deletion of a deployment's records: its header and n_steps step records. */
+static void delete_deployment_records(Scheduler *s, const char *id, size_t n_steps)
+{
+        char key[DEPLOYMENT_ID_MAX + 24];
+
+        store_delete(s->store, STORE_KIND_DEPLOYMENT, id, NULL);
+        for (size_t i = 0; i < n_steps; i++)
+                if (deployment_step_key(id, i, key, sizeof(key)) >= 0)
+                        store_delete(s->store, STORE_KIND_DEPLOYMENT_STEP, key, NULL);
 }
 
 static void queue_ack(Scheduler *s, const TaskStatus *st)
@@ -267,6 +306,7 @@ static int commit_before_change(Scheduler *s, PacerError *err)
 typedef struct LoadCtx {
         Scheduler *s;
         PacerError *err;
+        Hashmap deployments; /* id → deployment record (json_t) being assembled */
 } LoadCtx;
 
 static int load_app(const char *key, const void *data, size_t len, void *userdata)
@@ -379,38 +419,125 @@ static int load_instance(const char *key, const void *data, size_t len, void *us
         return 0;
 }
 
+/* A deployment's header opens its record; its steps follow (load_deployment_step()). */
 static int load_deployment(const char *key, const void *data, size_t len, void *userdata)
 {
         LoadCtx *c = userdata;
-        Deployment *d;
-        PacerError err;
+        json_t *rec = NULL;
+        PacerError err = { "" };
+        int r;
 
-        if (deployment_decode(data, len, &c->s->state, &d, &err) < 0) {
+        r = deployment_record_open(data, len, &rec, &err);
+        if (r == -ENOMEM)
+                return r;
+        if (r >= 0 && !streq(deployment_record_id(rec), key)) {
+                pacer_error_set(&err, EBADMSG, "it is deployment %s", deployment_record_id(rec));
+                json_decref(rec);
+                r = -EBADMSG;
+        }
+        if (r < 0) {
+                /* its step records, if any, are dropped as orphans */
                 log_warn("store: deployment %s is unreadable (%s): dropped", key, err.msg);
                 store_delete(c->s->store, STORE_KIND_DEPLOYMENT, key, NULL);
                 return 0;
         }
-        if (deployment_finished(d)) {
-                store_delete(c->s->store, STORE_KIND_DEPLOYMENT, key, NULL);
-                deployment_free(d);
+        r = hashmap_put(&c->deployments, deployment_record_id(rec), rec, NULL);
+        if (r < 0)
+                json_decref(rec);
+        return r;
+}
+
+static int load_deployment_step(const char *key, const void *data, size_t len, void *userdata)
+{
+        LoadCtx *c = userdata;
+        char id[DEPLOYMENT_ID_MAX];
+        PacerError err = { "" };
+        size_t index;
+        json_t *rec;
+        int r;
+
+        if (deployment_step_key_parse(key, id, &index) < 0 || !(rec = hashmap_get(&c->deployments, id))) {
+                log_warn("store: deployment step %s belongs to no deployment: dropped", key);
+                store_delete(c->s->store, STORE_KIND_DEPLOYMENT_STEP, key, NULL);
                 return 0;
         }
-        /* oldest first */
-        Deployment **tail = &c->s->deployments;
-        while (*tail)
-                tail = &(*tail)->next;
-        *tail = d;
-        for (size_t i = 0; i < d->n_steps; i++) {
-                App *app = state_app(&c->s->state, d->steps[i].app_id);
-                if (app && !step_state_is_final(d->steps[i].state))
-                        app->deployment = d;
+        r = deployment_record_add_step(rec, index, data, len, &err);
+        if (r == -ENOMEM)
+                return r;
+        if (r < 0) {
+                /* the deployment then lacks this step, and is dropped with all its records */
+                log_warn("store: deployment step %s is unreadable (%s)", key, err.msg);
+                if (r == -ERANGE)
+                        store_delete(c->s->store, STORE_KIND_DEPLOYMENT_STEP, key, NULL);
         }
         return 0;
 }
 
+static int cmp_record_created(const void *a, const void *b)
+{
+        const json_t *x = *(const json_t *const *)a, *y = *(const json_t *const *)b;
+        double cx = json_number_value(json_object_get(x, "created")),
+               cy = json_number_value(json_object_get(y, "created"));
+
+        return cx < cy ? -1 : cx > cy ? 1 : strcmp(deployment_record_id(x), deployment_record_id(y));
+}
+
+/* Turns the assembled records into running deployments, oldest first. */
+static int resume_deployments(LoadCtx *c)
+{
+        size_t n = hashmap_count(&c->deployments), m = 0, it = 0;
+        _cleanup_free_ json_t **recs = calloc(n + 1, sizeof(*recs));
+        const char *k;
+        void *v;
+        int r = 0;
+
+        if (!recs)
+                return -ENOMEM;
+        while (hashmap_next(&c->deployments, &it, &k, &v))
+                recs[m++] = v;
+        qsort(recs, m, sizeof(*recs), cmp_record_created);
+        for (size_t i = 0; i < m; i++) {
+                const char *id = deployment_record_id(recs[i]);
+                size_t n_steps = deployment_record_n_steps(recs[i]);
+                PacerError err = { "" };
+                Deployment *d = NULL;
+
+                if (r >= 0)
+                        r = deployment_decode(recs[i], &c->s->state, &d, &err);
+                if (r == -ENOMEM)
+                        continue; /* what is left is freed below */
+                if (r < 0) {
+                        log_warn("store: deployment %s is unreadable (%s): dropped", id, err.msg);
+                        delete_deployment_records(c->s, id, n_steps);
+                        r = 0;
+                        continue;
+                }
+                if (deployment_finished(d)) {
+                        delete_deployment_records(c->s, id, n_steps);
+                        deployment_free(d);
+                        continue;
+                }
+                /* the one-record form is written again as a header and steps */
+                d->dirty = deployment_record_is_legacy(recs[i]);
+                Deployment **tail = &c->s->deployments;
+                while (*tail)
+                        tail = &(*tail)->next;
+                *tail = d;
+                for (size_t j = 0; j < d->n_steps; j++) {
+                        App *app = state_app(&c->s->state, d->steps[j].app_id);
+                        if (app && !step_state_is_final(d->steps[j].state))
+                                app->deployment = d;
+                }
+        }
+        for (size_t i = 0; i < m; i++)
+                json_decref(recs[i]);
+        hashmap_done(&c->deployments);
+        return r;
+}
+
 static int recover(Scheduler *s, PacerError *err)
 {
-        LoadCtx c = { .s = s, .err = err };
+        LoadCtx c = { .s = s, .err = err, .deployments = HASHMAP_INIT };
         void *fid = NULL;
         size_t fid_len = 0;
         int r;
@@ -427,6 +554,18 @@ static int recover(Scheduler *s, PacerError *err)
                 r = store_load(s->store, STORE_KIND_INSTANCE, load_instance, &c, err);
         if (r >= 0)
                 r = store_load(s->store, STORE_KIND_DEPLOYMENT, load_deployment, &c, err);
+        if (r >= 0)
+                r = store_load(s->store, STORE_KIND_DEPLOYMENT_STEP, load_deployment_step, &c, err);
+        if (r >= 0)
+                r = resume_deployments(&c);
+        else {
+                size_t it = 0;
+                const char *k;
+                void *v;
+                while (hashmap_next(&c.deployments, &it, &k, &v))
+                        json_decref(v);
+                hashmap_done(&c.deployments);
+        }
         if (r < 0)
                 return r;
         log_info("recovered %zu apps, %zu instances and %zu running deployments from the store%s%s",
@@ -446,7 +585,6 @@ static void finish_deployment(Scheduler *s, Deployment *d)
 {
         char why[DEPLOYMENT_REASON_MAX + 300];
         const char *failure = deployment_failure(d, why, sizeof(why));
-        PacerError err;
 
         if (d->finished)
                 return;
@@ -463,7 +601,7 @@ static void finish_deployment(Scheduler *s, Deployment *d)
                 if (app && app->deployment == d)
                         app->deployment = NULL;
         }
-        store_delete(s->store, STORE_KIND_DEPLOYMENT, d->id, &err);
+        delete_deployment_records(s, d->id, d->n_steps);
         metrics_gauge_add(s->m_deployments, -1);
 }
 
@@ -495,7 +633,7 @@ static void step_finish(Scheduler *s, Deployment *d, DeploymentStep *st, StepSta
         emit(s, state == STEP_SUCCEEDED ? "deployment_step_success" : "deployment_step_failure",
              json_pack("{s:s, s:s, s:s, s:s}", "deploymentId", d->id, "appId", st->app_id, "state",
                        step_state_to_string(state), "reason", st->reason));
-        persist_deployment(s, d);
+        persist_step(d, st);
 }
 
 static bool deps_satisfied(Deployment *d, const DeploymentStep *st)
@@ -540,7 +678,7 @@ static void step_start(Scheduler *s, Deployment *d, DeploymentStep *st)
         emit(s, "deployment_info",
              json_pack("{s:s, s:s, s:s}", "deploymentId", d->id, "appId", st->app_id, "action",
                        step_action_to_string(st->action)));
-        persist_deployment(s, d);
+        persist_step(d, st);
 }
 
 /* Kills what the planner says and learns whether the step is done. */

@@ -36,11 +36,12 @@
 #define STORE_FRAMEWORK_NAME_MAX 256
 
 /* The kinds the scheduler keeps. */
-#define STORE_KIND_APP         "app"         /* key: app id; value: canonical app JSON */
-#define STORE_KIND_APP_VERSION "app_version" /* key: "<app id>@<version>"; value: app JSON */
-#define STORE_KIND_INSTANCE    "instance"    /* key: task id; value: msgpack instance record */
-#define STORE_KIND_DEPLOYMENT  "deployment"  /* key: deployment id; value: JSON */
-#define STORE_KIND_META        "meta"        /* key: a name below; value: bytes */
+#define STORE_KIND_APP             "app"             /* key: app id; value: canonical app JSON */
+#define STORE_KIND_APP_VERSION     "app_version"     /* key: "<app id>@<version>"; value: app JSON */
+#define STORE_KIND_INSTANCE        "instance"        /* key: task id; value: msgpack instance record */
+#define STORE_KIND_DEPLOYMENT      "deployment"      /* key: deployment id; value: JSON header */
+#define STORE_KIND_DEPLOYMENT_STEP "deployment_step" /* key: "<deployment id>#<index>"; value: JSON */
+#define STORE_KIND_META            "meta"            /* key: a name below; value: bytes */
 
 /* Meta keys. The first two are written by the backend at creation and cannot be put or deleted. */
 #define STORE_META_SCHEMA_VERSION "schema_version"

@@ -16,7 +16,33 @@
 #include "deployment.h"
 #include "json.h"
 #include "log.h"
+#include "store.h"
 #include "test-support.h"
+
+/* Through the store's records, as the scheduler writes them and recovery reads them back: a header,
+ * then the steps (in reverse: the index places a step, not the order of arrival). */
+static int roundtrip(const Deployment *d, const State *st, Deployment **ret, PacerError *err)
+{
+        Buf h = BUF_INIT(STORE_OBJECT_MAX);
+        json_t *rec = NULL;
+        int r;
+
+        assert_int_equal(deployment_encode_header(d, &h), 0);
+        assert_int_equal(deployment_record_open(h.data, h.len, &rec, err), 0);
+        assert_false(deployment_record_is_legacy(rec));
+        assert_string_equal(deployment_record_id(rec), d->id);
+        assert_int_equal(deployment_record_n_steps(rec), d->n_steps);
+        for (size_t i = d->n_steps; i-- > 0;) {
+                Buf b = BUF_INIT(STORE_OBJECT_MAX);
+                assert_int_equal(deployment_encode_step(&d->steps[i], &b), 0);
+                assert_int_equal(deployment_record_add_step(rec, i, b.data, b.len, err), 0);
+                buf_done(&b);
+        }
+        r = deployment_decode(rec, st, ret, err);
+        json_decref(rec);
+        buf_done(&h);
+        return r;
+}
 
 static Instance *add(State *st, App *app, AppVersion *v, TaskState state, bool ready, double staged)
 {
@@ -302,20 +328,14 @@ static void test_dependencies_and_cycles(void **state)
         /* the store round trip keeps states, reasons and dependencies */
         deployment_step(d, "/db")->state = STEP_FAILED;
         snprintf(deployment_step(d, "/db")->reason, DEPLOYMENT_REASON_MAX, "crash loop");
-        Buf b2 = BUF_INIT(65536);
-        assert_int_equal(deployment_encode(d, &b2), 0);
         Deployment *back;
-        assert_int_equal(deployment_decode(b2.data, b2.len, &st, &back, &err), 0);
+        assert_int_equal(roundtrip(d, &st, &back, &err), 0);
         assert_string_equal(back->id, d->id);
         assert_int_equal(deployment_step(back, "/db")->state, STEP_FAILED);
         assert_string_equal(deployment_step(back, "/db")->reason, "crash loop");
         assert_ptr_equal(deployment_step(back, "/web")->to, c->current);
         assert_int_equal(deployment_step(back, "/api")->n_deps, 1);
         deployment_free(back);
-        /* garbage is an error, not a crash */
-        assert_true(deployment_decode("{\"id\":1}", 8, &st, &back, &err) < 0);
-        assert_true(deployment_decode("[", 1, &st, &back, &err) < 0);
-        buf_done(&b2);
         deployment_free(d);
 
         /* a cycle is refused, naming an app on it */
@@ -376,7 +396,6 @@ static void test_decode_parses_stored_versions(void **state)
         PacerError err = { "" };
         AppSpec *ref = test_spec(good, "2025-01-01T00:00:00.000Z");
         Deployment *d, *back;
-        Buf b = BUF_INIT(65536);
         State st;
         App *app;
 
@@ -396,10 +415,8 @@ static void test_decode_parses_stored_versions(void **state)
         /* encoding needs only the names */
         d = deployment_new("2026-01-02T00:00:00.000Z");
         deployment_add_step(d, "/web", STEP_ACTION_RESTART, old, app->current, NULL);
-        assert_int_equal(deployment_encode(d, &b), 0);
+        assert_int_equal(roundtrip(d, &st, &back, &err), 0);
         deployment_free(d);
-
-        assert_int_equal(deployment_decode(b.data, b.len, &st, &back, &err), 0);
         DeploymentStep *step = deployment_step(back, "/web");
         assert_ptr_equal(step->from, old);
         assert_non_null(step->from->spec);
@@ -407,25 +424,110 @@ static void test_decode_parses_stored_versions(void **state)
         assert_int_equal(step->from->spec->instances, 4);
         assert_ptr_equal(step->to, app->current);
         deployment_free(back);
-        buf_done(&b);
 
         /* a step from the unreadable version: the record is refused, naming it */
         d = deployment_new("2026-01-02T00:00:00.000Z");
         deployment_add_step(d, "/web", STEP_ACTION_RESTART, app->history[0], app->current, NULL);
-        b = BUF_INIT(65536);
-        assert_int_equal(deployment_encode(d, &b), 0);
-        deployment_free(d);
         back = NULL;
-        assert_int_equal(deployment_decode(b.data, b.len, &st, &back, &err), -EBADMSG);
+        assert_int_equal(roundtrip(d, &st, &back, &err), -EBADMSG);
         assert_null(back);
         assert_non_null(strstr(err.msg, "2025-06-01T00:00:00.000Z"));
         assert_non_null(strstr(err.msg, "/mem"));
         /* and again, now that the version is forgotten: not in the store */
-        assert_int_equal(deployment_decode(b.data, b.len, &st, &back, &err), -ENOENT);
+        assert_int_equal(roundtrip(d, &st, &back, &err), -ENOENT);
         assert_int_equal(app->n_history, 1);
-        buf_done(&b);
+        deployment_free(d);
 
         app_spec_free(ref);
+        state_done(&st);
+}
+
+/* The store's records: a batch of 10,000 apps is 10,001 small records, not one that outgrows
+ * STORE_OBJECT_MAX; what recovery reads is checked piece by piece, naming what is wrong; the
+ * one-record form of earlier releases still reads. */
+static void test_records(void **state)
+{
+        static const char legacy[] =
+                "{\"id\":\"d-old\",\"version\":\"v1\",\"created\":5.5,\"steps\":[{\"app\":\"/gone\","
+                "\"action\":\"StopApplication\",\"state\":\"running\"}]}";
+        PacerError err = { "" };
+        char id[DEPLOYMENT_ID_MAX], key[DEPLOYMENT_ID_MAX + 24];
+        Deployment *d = deployment_new("v1"), *back;
+        json_t *rec;
+        size_t index;
+        State st;
+
+        state_init(&st);
+        for (size_t i = 0; i < 10000; i++) {
+                char app[32];
+                snprintf(app, sizeof(app), "/batch/app-%05zu", i);
+                assert_int_equal(deployment_add_step(d, app, STEP_ACTION_STOP, NULL, NULL, NULL), 0);
+        }
+        snprintf(d->steps[9999].reason, DEPLOYMENT_REASON_MAX, "%0*d", DEPLOYMENT_REASON_MAX - 1, 7);
+        for (size_t i = 0; i < d->n_steps; i += 9999) {
+                Buf b = BUF_INIT(STORE_OBJECT_MAX);
+                assert_int_equal(deployment_encode_step(&d->steps[i], &b), 0);
+                assert_true(b.len < 1024);
+                buf_done(&b);
+        }
+        assert_int_equal(roundtrip(d, &st, &back, &err), 0);
+        assert_int_equal(back->n_steps, 10000);
+        assert_string_equal(back->steps[9999].app_id, "/batch/app-09999");
+        assert_string_equal(back->steps[9999].reason, d->steps[9999].reason);
+        deployment_free(back);
+
+        /* keys */
+        assert_int_equal(deployment_step_key(d->id, 9999, key, sizeof(key)), 0);
+        assert_int_equal(deployment_step_key_parse(key, id, &index), 0);
+        assert_string_equal(id, d->id);
+        assert_int_equal(index, 9999);
+        assert_int_equal(deployment_step_key(d->id, 1, key, 8), -ENOBUFS);
+        assert_int_equal(deployment_step_key_parse("d-1", id, &index), -EINVAL);
+        assert_int_equal(deployment_step_key_parse("#1", id, &index), -EINVAL);
+        assert_int_equal(deployment_step_key_parse("d-1#", id, &index), -EINVAL);
+        assert_int_equal(deployment_step_key_parse("d-1#-1", id, &index), -EINVAL);
+        assert_int_equal(deployment_step_key_parse("d-1#1x", id, &index), -EINVAL);
+        assert_int_equal(deployment_step_key_parse("d-1#99999999999999999999", id, &index), -EINVAL);
+
+        /* a header: garbage, a wrong shape, an absurd step count */
+        assert_int_equal(deployment_record_open("[", 1, &rec, &err), -EBADMSG);
+        assert_non_null(strstr(err.msg, "not JSON"));
+        assert_int_equal(deployment_record_open("{\"id\":1}", 8, &rec, &err), -EBADMSG);
+        assert_non_null(strstr(err.msg, "wrong shape"));
+        static const char huge[] = "{\"id\":\"d\",\"version\":\"v\",\"created\":1,\"n_steps\":100000000}";
+        assert_int_equal(deployment_record_open(huge, strlen(huge), &rec, &err), -EBADMSG);
+        assert_non_null(strstr(err.msg, "n_steps"));
+
+        /* a step missing, out of range, not an object */
+        static const char two[] = "{\"id\":\"d-2\",\"version\":\"v\",\"created\":1,\"n_steps\":2}";
+        static const char step[] = "{\"app\":\"/a\",\"action\":\"StopApplication\",\"state\":\"waiting\"}";
+        assert_int_equal(deployment_record_open(two, strlen(two), &rec, &err), 0);
+        assert_int_equal(deployment_record_add_step(rec, 0, step, strlen(step), &err), 0);
+        assert_int_equal(deployment_record_add_step(rec, 2, step, strlen(step), &err), -ERANGE);
+        assert_non_null(strstr(err.msg, "no step 2"));
+        assert_int_equal(deployment_record_add_step(rec, 1, "[1]", 3, &err), -EBADMSG);
+        assert_int_equal(deployment_record_add_step(rec, 1, "{", 1, &err), -EBADMSG);
+        back = NULL;
+        assert_int_equal(deployment_decode(rec, &st, &back, &err), -EBADMSG);
+        assert_null(back);
+        assert_non_null(strstr(err.msg, "step 1 is missing"));
+        assert_int_equal(deployment_record_add_step(rec, 1, "{\"app\":\"/b\"}", 12, &err), 0);
+        assert_int_equal(deployment_decode(rec, &st, &back, &err), -EBADMSG);
+        assert_non_null(strstr(err.msg, "step 1 has the wrong shape"));
+        json_decref(rec);
+
+        /* the one-record form */
+        assert_int_equal(deployment_record_open(legacy, strlen(legacy), &rec, &err), 0);
+        assert_true(deployment_record_is_legacy(rec));
+        assert_int_equal(deployment_record_add_step(rec, 0, step, strlen(step), &err), -ERANGE);
+        assert_int_equal(deployment_decode(rec, &st, &back, &err), 0);
+        assert_string_equal(back->id, "d-old");
+        assert_int_equal(back->n_steps, 1);
+        assert_int_equal(back->steps[0].state, STEP_RUNNING);
+        deployment_free(back);
+        json_decref(rec);
+
+        deployment_free(d);
         state_done(&st);
 }
 
@@ -433,6 +535,7 @@ int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_rolling_default_strategy),
+                cmocka_unit_test(test_records),
                 cmocka_unit_test(test_rolling_half_capacity_no_overshoot),
                 cmocka_unit_test(test_full_capacity_no_overshoot_allows_one_extra),
                 cmocka_unit_test(test_not_ready_old_instances_go_first),

@@ -148,6 +148,38 @@ static void put_deployment(Store *s, const char *id, const char *app, const char
         put(s, STORE_KIND_DEPLOYMENT, id, text, strlen(text));
 }
 
+/* A deployment as a header and step records (of a running ScaleApplication of app), steps of
+ * n_steps written. */
+static void put_deployment_split(Store *s, const char *id, double created, const char *app, size_t n_steps,
+                                 size_t written)
+{
+        char text[1024], key[64];
+
+        snprintf(text, sizeof(text), "{\"id\":\"%s\",\"version\":\"v\",\"created\":%g,\"n_steps\":%zu}", id,
+                 created, n_steps);
+        put(s, STORE_KIND_DEPLOYMENT, id, text, strlen(text));
+        for (size_t i = 0; i < written; i++) {
+                snprintf(key, sizeof(key), "%s#%zu", id, i);
+                snprintf(text, sizeof(text),
+                         "{\"app\":\"%s\",\"action\":\"ScaleApplication\",\"state\":\"running\"}", app);
+                put(s, STORE_KIND_DEPLOYMENT_STEP, key, text, strlen(text));
+        }
+}
+
+static bool stored(Store *st, const char *kind, const char *key, const char *needle)
+{
+        PacerError err = { "" };
+        void *data = NULL;
+        size_t len = 0;
+        bool found;
+
+        if (store_get(st, kind, key, &data, &len, &err) < 0)
+                return false;
+        found = !needle || memmem(data, len, needle, strlen(needle));
+        free(data);
+        return found;
+}
+
 static Scheduler *scheduler_open(Fixture *f)
 {
         SchedulerConfig cfg = { .master = { .name = FRAMEWORK }, .data_dir = f->dir };
@@ -202,6 +234,9 @@ static void test_recovery_rebuilds_the_state(void **state)
         put_instance(st, "web.5", "web.2", "/web", V1); /* names a task another record holds */
         put_deployment(st, "d-ok", "/web", V2, V3);
         put_deployment(st, "d-bad", "/web", V_BAD_UNUSED, V3);
+        put_deployment_split(st, "d-split", 0.5, "/many", 1, 1);  /* older than d-ok */
+        put_deployment_split(st, "d-torn", 2, "/many", 2, 1);     /* a step record missing */
+        put(st, STORE_KIND_DEPLOYMENT_STEP, "d-none#0", "{}", 2); /* of no deployment */
         assert_true(store_commit(st, &err) >= 0);
         store_close(st);
 
@@ -242,8 +277,14 @@ static void test_recovery_rebuilds_the_state(void **state)
         assert_null(state_instance(state_, "gone.1"));
         assert_int_equal(state_app_version(web, V_BAD_USED, &v, &err), -ENOENT);
 
-        /* the deployment naming the unreadable version is dropped; the other runs on */
+        /* the deployment naming the unreadable version is dropped, and the torn one; the others run
+         * on, oldest first */
         Deployment *d = scheduler_deployments(s);
+        assert_non_null(d);
+        assert_string_equal(d->id, "d-split");
+        assert_int_equal(d->steps[0].action, STEP_ACTION_SCALE);
+        assert_ptr_equal(many->deployment, d);
+        d = d->next;
         assert_non_null(d);
         assert_null(d->next);
         assert_string_equal(d->id, "d-ok");
@@ -261,12 +302,18 @@ static void test_recovery_rebuilds_the_state(void **state)
         }
         scheduler_free(s);
 
-        /* the dropped deployment's record went with it */
+        /* the dropped deployments' records went with them, and the orphan step; the one-record form
+         * was written again as a header and steps */
         st = store_open(f);
-        void *data = NULL;
-        assert_int_equal(store_get(st, STORE_KIND_DEPLOYMENT, "d-bad", &data, NULL, &err), -ENOENT);
-        assert_int_equal(store_get(st, STORE_KIND_DEPLOYMENT, "d-ok", &data, NULL, &err), 0);
-        free(data);
+        assert_false(stored(st, STORE_KIND_DEPLOYMENT, "d-bad", NULL));
+        assert_false(stored(st, STORE_KIND_DEPLOYMENT, "d-torn", NULL));
+        assert_false(stored(st, STORE_KIND_DEPLOYMENT_STEP, "d-torn#0", NULL));
+        assert_false(stored(st, STORE_KIND_DEPLOYMENT_STEP, "d-none#0", NULL));
+        assert_true(stored(st, STORE_KIND_DEPLOYMENT, "d-split", NULL));
+        assert_true(stored(st, STORE_KIND_DEPLOYMENT_STEP, "d-split#0", NULL));
+        assert_true(stored(st, STORE_KIND_DEPLOYMENT, "d-ok", "\"n_steps\":1"));
+        assert_false(stored(st, STORE_KIND_DEPLOYMENT, "d-ok", "\"steps\""));
+        assert_true(stored(st, STORE_KIND_DEPLOYMENT_STEP, "d-ok#0", "\"from\":\"" V2 "\""));
         store_close(st);
 }
 

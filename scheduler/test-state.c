@@ -36,7 +36,8 @@ static App *web(State *st)
         App *app;
 
         assert_int_equal(
-                state_app_add(st, test_spec("{\"id\":\"/web\",\"cmd\":\"sleep 3\",\"instances\":2}", V3), &app),
+                state_app_add(st, test_spec("{\"id\":\"/web\",\"cmd\":\"sleep 3\",\"instances\":2}", V3),
+                              &app),
                 0);
         return app;
 }
