@@ -110,6 +110,16 @@ void buf_reset(Buf *b)
                 b->data[0] = 0;
 }
 
+void buf_reset_shrink(Buf *b, size_t keep)
+{
+        if (b->cap > keep) {
+                free(b->data);
+                b->data = NULL;
+                b->cap = 0;
+        }
+        buf_reset(b);
+}
+
 char *buf_steal(Buf *b, size_t *ret_len)
 {
         char *p = b->data;

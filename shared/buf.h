@@ -31,6 +31,9 @@ int buf_vprintf(Buf *b, const char *fmt, va_list ap) _printf_(2, 0);
 /* Drops the first n bytes. */
 void buf_consume(Buf *b, size_t n);
 void buf_reset(Buf *b);
+/* Empties b, and frees its memory when more than keep bytes are allocated: a
+ * buffer that once held a burst does not keep that much for good. */
+void buf_reset_shrink(Buf *b, size_t keep);
 /* Returns the data (NUL-terminated, never NULL) and leaves b empty; the caller frees. */
 char *buf_steal(Buf *b, size_t *ret_len);
 const char *buf_str(const Buf *b);

@@ -19,7 +19,8 @@
 #define PIPELINE_CONNECTIONS_MAX 64
 #define PIPELINE_DEPTH_MAX       4096
 /* Requests written but not yet taken by the kernel, per connection. */
-#define PIPELINE_OUT_MAX (16u * 1024 * 1024)
+#define PIPELINE_OUT_MAX  (16u * 1024 * 1024)
+#define PIPELINE_OUT_KEEP (64u * 1024) /* what a drained send buffer keeps allocated */
 /* Read at most this much per readiness event before answering callbacks. */
 #define PIPELINE_READ_SIZE      (64u * 1024)
 #define PIPELINE_CHUNK_LINE_MAX 64
@@ -445,7 +446,8 @@ static void conn_write(Conn *c)
                 c->out_off += (size_t)n;
         }
         if (c->out_off == c->out.len) {
-                buf_reset(&c->out);
+                /* a burst of calls (thousands of launches) grows it to megabytes: not kept */
+                buf_reset_shrink(&c->out, PIPELINE_OUT_KEEP);
                 c->out_off = 0;
         }
         conn_update_io(c);

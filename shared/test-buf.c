@@ -122,6 +122,31 @@ static void test_reset_keeps_allocation(void **state)
         buf_done(&b);
 }
 
+static void test_reset_shrink_frees_a_large_allocation(void **state)
+{
+        Buf b = BUF_INIT(1u << 20);
+        char big[4096] = { 0 };
+        char *before;
+
+        buf_reset_shrink(&b, 64); /* never allocated: no crash */
+        assert_int_equal(buf_puts(&b, "small"), 0);
+        before = b.data;
+        buf_reset_shrink(&b, 64); /* within keep: kept */
+        assert_ptr_equal(b.data, before);
+        assert_int_equal(b.len, 0);
+        assert_int_equal(buf_append(&b, big, sizeof(big)), 0);
+        assert_true(b.cap >= sizeof(big));
+        buf_reset_shrink(&b, 64);
+        assert_null(b.data);
+        assert_int_equal(b.cap, 0);
+        assert_int_equal(b.len, 0);
+        assert_string_equal(buf_str(&b), "");
+        assert_int_equal(b.max, 1u << 20); /* still usable, same limit */
+        assert_int_equal(buf_puts(&b, "again"), 0);
+        assert_string_equal(buf_str(&b), "again");
+        buf_done(&b);
+}
+
 static void test_steal(void **state)
 {
         Buf b = BUF_INIT(100);
@@ -283,6 +308,7 @@ int main(void)
                 cmocka_unit_test(test_printf),
                 cmocka_unit_test(test_consume),
                 cmocka_unit_test(test_reset_keeps_allocation),
+                cmocka_unit_test(test_reset_shrink_frees_a_large_allocation),
                 cmocka_unit_test(test_steal),
                 cmocka_unit_test(test_max_exact),
                 cmocka_unit_test(test_failed_append_changes_nothing),
