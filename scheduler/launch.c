@@ -12,63 +12,6 @@
 #define EXECUTOR_GRACE_EXTRA_NS (5 * NSEC_PER_SEC)
 #define EXECUTOR_GRACE_MIN_NS   (5 * NSEC_PER_SEC)
 
-struct LaunchArena {
-        void **ptrs;
-        size_t n, cap;
-};
-
-LaunchArena *launch_arena_new(void)
-{
-        return calloc(1, sizeof(LaunchArena));
-}
-
-LaunchArena *launch_arena_free(LaunchArena *a)
-{
-        if (!a)
-                return NULL;
-        for (size_t i = 0; i < a->n; i++)
-                free(a->ptrs[i]);
-        free(a->ptrs);
-        free(a);
-        return NULL;
-}
-
-static void *arena_alloc(LaunchArena *a, size_t size)
-{
-        void *p;
-
-        if (a->n == a->cap) {
-                size_t cap = a->cap ? a->cap * 2 : 64;
-                void **ptrs = realloc(a->ptrs, cap * sizeof(void *));
-                if (!ptrs)
-                        return NULL;
-                a->ptrs = ptrs;
-                a->cap = cap;
-        }
-        p = calloc(1, size ? size : 1);
-        if (p)
-                a->ptrs[a->n++] = p;
-        return p;
-}
-
-static char *arena_printf(LaunchArena *a, const char *fmt, ...) _printf_(2, 3);
-static char *arena_printf(LaunchArena *a, const char *fmt, ...)
-{
-        va_list ap;
-        int n;
-        char *p;
-
-        va_start(ap, fmt);
-        n = vsnprintf(NULL, 0, fmt, ap);
-        va_end(ap);
-        if (n < 0 || !(p = arena_alloc(a, (size_t)n + 1)))
-                return NULL;
-        va_start(ap, fmt);
-        vsnprintf(p, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-        return p;
-}
-
 #define NEW(a, type, init)                                 \
         ({                                                 \
                 type *_p = arena_alloc((a), sizeof(type)); \
@@ -107,7 +50,7 @@ int launch_task_name(const char *app_id, char *buf, size_t size)
 /* ---- environment ---- */
 
 typedef struct EnvBuilder {
-        LaunchArena *arena;
+        Arena *arena;
         Mesos__V1__Environment__Variable **vars;
         size_t n, cap;
 } EnvBuilder;
@@ -222,8 +165,7 @@ static uint32_t check_port(const AppHealthCheck *c, const uint32_t *ports, size_
         return c->port;
 }
 
-static HealthCheck *mesos_check(LaunchArena *a, const AppHealthCheck *c, const uint32_t *ports,
-                                size_t n_ports)
+static HealthCheck *mesos_check(Arena *a, const AppHealthCheck *c, const uint32_t *ports, size_t n_ports)
 {
         HealthCheck *hc = NEW(a, HealthCheck, mesos__v1__health_check__init);
 
@@ -285,7 +227,7 @@ static HealthCheck *mesos_check(LaunchArena *a, const AppHealthCheck *c, const u
 
 /* Checks beyond the first travel as executor labels (docs/checks.md). A
  * Marathon check with maxConsecutiveFailures 0 never kills: readiness role. */
-static char *label_check(LaunchArena *a, const AppHealthCheck *c, const uint32_t *ports, size_t n_ports)
+static char *label_check(Arena *a, const AppHealthCheck *c, const uint32_t *ports, size_t n_ports)
 {
         static const char *const types[] = {
                 [CHECK_PROTOCOL_HTTP] = "http",
@@ -309,7 +251,7 @@ static char *label_check(LaunchArena *a, const AppHealthCheck *c, const uint32_t
                             c->path ? c->path : "");
 }
 
-static Label *label_new(LaunchArena *a, const char *k, const char *v)
+static Label *label_new(Arena *a, const char *k, const char *v)
 {
         Label *l = NEW(a, Label, mesos__v1__label__init);
         if (l) {
@@ -319,7 +261,7 @@ static Label *label_new(LaunchArena *a, const char *k, const char *v)
         return l;
 }
 
-static Labels *labels_from(LaunchArena *a, const KeyValue *kv, size_t n, size_t extra)
+static Labels *labels_from(Arena *a, const KeyValue *kv, size_t n, size_t extra)
 {
         Labels *ls = NEW(a, Labels, mesos__v1__labels__init);
 
@@ -336,7 +278,7 @@ static Labels *labels_from(LaunchArena *a, const KeyValue *kv, size_t n, size_t 
 
 /* ---- the TaskInfo ---- */
 
-int launch_task_info(LaunchArena *a, const LaunchOptions *o, const Instance *i, const char *agent_id,
+int launch_task_info(Arena *a, const LaunchOptions *o, const Instance *i, const char *agent_id,
                      const char *hostname, const uint32_t *ports, size_t n_ports, Resource *const *task_res,
                      size_t n_task_res, Resource *const *exec_res, size_t n_exec_res, TaskInfo **ret)
 {

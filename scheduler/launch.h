@@ -2,16 +2,16 @@
 /* The TaskInfo of an instance: the app's command, environment (with
  * Marathon's variables: PORT0…, HOST, MARATHON_APP_ID, …), labels, ports,
  * health checks and kill policy, run by pacer-executor in a per-task
- * ExecutorInfo. Everything is allocated in one arena freed after ACCEPT. */
+ * ExecutorInfo. Everything is allocated in an arena (shared/arena.h) freed
+ * after ACCEPT. */
 #pragma once
 
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "mesos.h"
 #include "state.h"
-
-typedef struct LaunchArena LaunchArena;
 
 typedef struct LaunchOptions {
         const char *executor_path;        /* how the agent starts pacer-executor */
@@ -21,12 +21,9 @@ typedef struct LaunchOptions {
         double executor_cpus, executor_mem, executor_disk; /* also needed by placement */
 } LaunchOptions;
 
-LaunchArena *launch_arena_new(void);
-LaunchArena *launch_arena_free(LaunchArena *a);
-
 /* Builds the TaskInfo of i (placed on agent with host ports) with the given
  * task and executor resources (copies from the offer). */
-int launch_task_info(LaunchArena *arena, const LaunchOptions *o, const Instance *i, const char *agent_id,
+int launch_task_info(Arena *arena, const LaunchOptions *o, const Instance *i, const char *agent_id,
                      const char *hostname, const uint32_t *ports, size_t n_ports, Resource *const *task_res,
                      size_t n_task_res, Resource *const *exec_res, size_t n_exec_res, TaskInfo **ret);
 

@@ -3,6 +3,7 @@
  * thin front-end: flags in, everything else in libpacer-scheduler. */
 #include <ev.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -83,6 +84,12 @@ int main(int argc, char **argv)
         double executor_cpus = 0.01, executor_mem = 32, executor_disk = 0, local_cpus = 0, local_mem = 0;
         bool checkpoint = true, auto_rollback = false;
         LogLevel level = LOG_LEVEL_INFO;
+
+        /* Large transient buffers (a burst of launches, a GET /v2/apps body) are mapped and given
+         * back when freed. glibc otherwise raises this threshold each time such a buffer is freed,
+         * until the next ones come from the heap, where they leave holes among the long-lived state
+         * that are never returned: tens of MiB at 100,000 instances. */
+        mallopt(M_MMAP_THRESHOLD, 128 * 1024);
         const Flag flags[] = {
                 { "master", FLAG_STRING, &master, "PACER_MASTER",
                   "Mesos master (host:port or http(s)://host:port), or \"local\" for a one-machine cluster.",

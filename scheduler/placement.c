@@ -3,7 +3,6 @@
 
 #include <inttypes.h>
 #include <math.h>
-#include <stdalign.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +18,7 @@
 #define RESOURCE_FIELD_SHARED      10
 #define RESOURCE_FIELD_PROVIDER_ID 12
 
-#define PORT_HIGHEST     65535u
-#define ARENA_CHUNK_SIZE (64u * 1024)
+#define PORT_HIGHEST 65535u
 /* Mesos' fixed point: scalars have three decimals. */
 #define MILLI 1000
 
@@ -64,47 +62,9 @@ const char *placement_reject_to_string(PlacementReject r)
         return reject_names[r];
 }
 
-/* ---- arena: every text and port list of a result, freed at once ---- */
-
-typedef struct ArenaChunk {
-        struct ArenaChunk *next;
-        size_t used, size;
-        alignas(max_align_t) unsigned char data[];
-} ArenaChunk;
-
-struct PlacementArena {
-        ArenaChunk *head;
-};
-
-static void *arena_alloc(PlacementArena *a, size_t n)
-{
-        n = (n + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
-        if (!a->head || a->head->size - a->head->used < n) {
-                size_t size = MAX((size_t)ARENA_CHUNK_SIZE, n);
-                ArenaChunk *c = malloc(sizeof(ArenaChunk) + size);
-                if (!c)
-                        return NULL;
-                *c = (ArenaChunk){ .next = a->head, .size = size };
-                a->head = c;
-        }
-        void *p = a->head->data + a->head->used;
-        a->head->used += n;
-        return p;
-}
-
-static const char *arena_strndup(PlacementArena *a, const char *s, size_t n)
-{
-        char *p = arena_alloc(a, n + 1);
-        if (!p)
-                return NULL;
-        memcpy(p, s, n);
-        p[n] = 0;
-        return p;
-}
-
 /* Formats a message of at most PLACEMENT_REASON_MAX bytes into the arena
  * (truncated past that: a reason is for people, its start matters). */
-_printf_(2, 3) static const char *arena_printf(PlacementArena *a, const char *fmt, ...)
+_printf_(2, 3) static const char *reason_printf(Arena *a, const char *fmt, ...)
 {
         char buf[PLACEMENT_REASON_MAX];
         va_list ap;
@@ -116,19 +76,6 @@ _printf_(2, 3) static const char *arena_printf(PlacementArena *a, const char *fm
         if (n < 0)
                 n = 0;
         return arena_strndup(a, buf, MIN((size_t)n, sizeof(buf) - 1));
-}
-
-static PlacementArena *arena_free(PlacementArena *a)
-{
-        if (!a)
-                return NULL;
-        while (a->head) {
-                ArenaChunk *next = a->head->next;
-                free(a->head);
-                a->head = next;
-        }
-        free(a);
-        return NULL;
 }
 
 /* ---- values ---- */
@@ -587,7 +534,7 @@ static void reject(Ctx *c, Reason r)
 
 static const char *reason_format(Ctx *c, const Reason *r)
 {
-        PlacementArena *a = c->res->arena;
+        Arena *a = c->res->arena;
         const OfferView *v = r->kind == PLACEMENT_REJECT_INVALID_REQUEST ? NULL : &c->views[r->offer];
         char label[64] = "", need[32], have[32];
 
@@ -598,21 +545,21 @@ static const char *reason_format(Ctx *c, const Reason *r)
         case PLACEMENT_REJECT_INVALID_REQUEST:
                 return r->text;
         case PLACEMENT_REJECT_INVALID_OFFER:
-                return arena_printf(a, "%s: offer not usable: %s", label,
-                                    strna(c->res->offers[r->offer].error));
+                return reason_printf(a, "%s: offer not usable: %s", label,
+                                     strna(c->res->offers[r->offer].error));
         case PLACEMENT_REJECT_INSUFFICIENT_PORTS:
                 if (r->port > 0)
-                        return arena_printf(a, "%s: no free port %" PRIu32, label, r->port);
-                return arena_printf(a, "%s: insufficient ports (need %" PRId64 ", free %" PRId64 ")", label,
-                                    r->need, r->have);
+                        return reason_printf(a, "%s: no free port %" PRIu32, label, r->port);
+                return reason_printf(a, "%s: insufficient ports (need %" PRId64 ", free %" PRId64 ")", label,
+                                     r->need, r->have);
         case PLACEMENT_REJECT_INSUFFICIENT_CPUS:
         case PLACEMENT_REJECT_INSUFFICIENT_MEMORY:
         case PLACEMENT_REJECT_INSUFFICIENT_DISK: {
                 const char *what = r->kind == PLACEMENT_REJECT_INSUFFICIENT_CPUS     ? "cpus"
                                    : r->kind == PLACEMENT_REJECT_INSUFFICIENT_MEMORY ? "mem"
                                                                                      : "disk";
-                return arena_printf(a, "%s: insufficient %s (need %s, free %s)", label, what,
-                                    milli_format(r->need, need), milli_format(r->have, have));
+                return reason_printf(a, "%s: insufficient %s (need %s, free %s)", label, what,
+                                     milli_format(r->need, need), milli_format(r->have, have));
         }
         case PLACEMENT_REJECT_UNFULFILLED_CONSTRAINT: {
                 const PlacementApp *app = &c->in->apps[c->in->requests[c->rr - c->res->requests].app];
@@ -623,10 +570,10 @@ static const char *reason_format(Ctx *c, const Reason *r)
                         snprintf(arg, sizeof(arg), ":%.40s", k->value);
                 else if (k->number > 0)
                         snprintf(arg, sizeof(arg), ":%" PRIu32, k->number);
-                return arena_printf(a, "%s: constraint %.60s:%s%s not satisfied%s%.60s%s", label, k->field,
-                                    strna(constraint_op_to_string(k->op)), arg,
-                                    r->missing ? " (no attribute " : "", r->missing ? k->field : "",
-                                    r->missing ? ")" : "");
+                return reason_printf(a, "%s: constraint %.60s:%s%s not satisfied%s%.60s%s", label, k->field,
+                                     strna(constraint_op_to_string(k->op)), arg,
+                                     r->missing ? " (no attribute " : "", r->missing ? k->field : "",
+                                     r->missing ? ")" : "");
         }
         default:
                 return "unknown reason";
@@ -890,17 +837,17 @@ static int app_prepare(Ctx *c, size_t ai)
 
         a->ready = true;
         if (app->n_constraints > PLACEMENT_CONSTRAINTS_MAX) {
-                a->error = arena_printf(c->res->arena, "%.100s: %zu constraints, more than %u", id,
-                                        app->n_constraints, PLACEMENT_CONSTRAINTS_MAX);
+                a->error = reason_printf(c->res->arena, "%.100s: %zu constraints, more than %u", id,
+                                         app->n_constraints, PLACEMENT_CONSTRAINTS_MAX);
                 return a->error ? 0 : -ENOMEM;
         }
         if ((app->n_constraints > 0 && !app->constraints) || (app->n_instances > 0 && !app->instances)) {
-                a->error = arena_printf(c->res->arena, "%.100s: constraints or instances missing", id);
+                a->error = reason_printf(c->res->arena, "%.100s: constraints or instances missing", id);
                 return a->error ? 0 : -ENOMEM;
         }
         if (app->n_instances > PLACEMENT_INSTANCES_MAX) {
-                a->error = arena_printf(c->res->arena, "%.100s: %zu instances, more than %u", id,
-                                        app->n_instances, PLACEMENT_INSTANCES_MAX);
+                a->error = reason_printf(c->res->arena, "%.100s: %zu instances, more than %u", id,
+                                         app->n_instances, PLACEMENT_INSTANCES_MAX);
                 return a->error ? 0 : -ENOMEM;
         }
         for (size_t i = 0; i < app->n_constraints; i++) {
@@ -916,7 +863,8 @@ static int app_prepare(Ctx *c, size_t ai)
                 else if (k->op == CONSTRAINT_IS && !k->value)
                         problem = "no value";
                 if (problem) {
-                        a->error = arena_printf(c->res->arena, "%.100s: constraint %zu: %s", id, i, problem);
+                        a->error =
+                                reason_printf(c->res->arena, "%.100s: constraint %zu: %s", id, i, problem);
                         return a->error ? 0 : -ENOMEM;
                 }
                 a->has_group_by = a->has_group_by || k->op == CONSTRAINT_GROUP_BY;
@@ -1009,7 +957,7 @@ static bool constraint_holds(const AppState *a, size_t ci, const Constraint *k, 
 
 static const char *request_check(Ctx *c, const PlacementRequest *q)
 {
-        PlacementArena *a = c->res->arena;
+        Arena *a = c->res->arena;
         const struct {
                 const char *name;
                 double v;
@@ -1023,25 +971,25 @@ static const char *request_check(Ctx *c, const PlacementRequest *q)
         };
 
         if (q->app >= c->in->n_apps)
-                return arena_printf(a, "request: app %zu out of range", q->app);
+                return reason_printf(a, "request: app %zu out of range", q->app);
         for (size_t i = 0; i < ELEMENTSOF(amounts); i++) {
                 int64_t m;
                 if (!amount_to_milli(amounts[i].v, &m))
-                        return arena_printf(a, "request: invalid %s amount %g", amounts[i].name,
-                                            amounts[i].v);
+                        return reason_printf(a, "request: invalid %s amount %g", amounts[i].name,
+                                             amounts[i].v);
         }
         if (q->n_ports > PLACEMENT_PORTS_MAX)
-                return arena_printf(a, "request: %zu ports, more than %u", q->n_ports, PLACEMENT_PORTS_MAX);
+                return reason_printf(a, "request: %zu ports, more than %u", q->n_ports, PLACEMENT_PORTS_MAX);
         if (q->n_ports > 0 && !q->ports)
-                return arena_printf(a, "request: ports missing");
+                return reason_printf(a, "request: ports missing");
         for (size_t i = 0; i < q->n_ports; i++) {
                 if (q->ports[i] > PORT_HIGHEST)
-                        return arena_printf(a, "request: port %" PRIu32 " beyond %u", q->ports[i],
-                                            PORT_HIGHEST);
+                        return reason_printf(a, "request: port %" PRIu32 " beyond %u", q->ports[i],
+                                             PORT_HIGHEST);
                 for (size_t j = 0; j < i && q->ports[i] != 0; j++)
                         if (q->ports[j] == q->ports[i])
-                                return arena_printf(a, "request: port %" PRIu32 " requested twice",
-                                                    q->ports[i]);
+                                return reason_printf(a, "request: port %" PRIu32 " requested twice",
+                                                     q->ports[i]);
         }
         return NULL;
 }
@@ -1230,7 +1178,8 @@ static int resource_copy(Ctx *c, const Mesos__V1__Resource *orig, int64_t milli,
                 c->scratch_size = size;
         }
         mesos__v1__resource__pack(&tmp, c->scratch);
-        copy = mesos__v1__resource__unpack(NULL, size, c->scratch);
+        ProtobufCAllocator alloc = arena_protobuf_allocator(c->res->arena);
+        copy = mesos__v1__resource__unpack(&alloc, size, c->scratch);
         if (!copy)
                 return -ENOMEM;
         *ret = copy;
@@ -1328,7 +1277,7 @@ static int launch_commit(Ctx *c, size_t ri, size_t oi, const Need *need)
                 .n_host_ports = q->n_ports,
         };
         if (n_resources > 0) {
-                l->task_resources = calloc(n_resources, sizeof(Mesos__V1__Resource *));
+                l->task_resources = arena_alloc(c->res->arena, n_resources * sizeof(Mesos__V1__Resource *));
                 if (!l->task_resources)
                         return -ENOMEM;
         }
@@ -1470,13 +1419,6 @@ PlacementResult *placement_result_free(PlacementResult *r)
 {
         if (!r)
                 return NULL;
-        for (size_t i = 0; r->launches && i < r->n_launches; i++) {
-                PlacementLaunch *l = &r->launches[i];
-                size_t n = l->n_task_resources + l->n_executor_resources;
-                for (size_t j = 0; l->task_resources && j < n; j++)
-                        mesos__v1__resource__free_unpacked(l->task_resources[j], NULL);
-                free(l->task_resources);
-        }
         free(r->launches);
         free(r->offers);
         free(r->requests);
@@ -1503,7 +1445,7 @@ int placement_compute(const PlacementInput *in, PlacementResult **ret)
         res = calloc(1, sizeof(*res));
         if (!res)
                 return -ENOMEM;
-        res->arena = calloc(1, sizeof(PlacementArena));
+        res->arena = arena_new();
         res->offers = calloc(MAX(in->n_offers, (size_t)1), sizeof(PlacementOfferResult));
         res->requests = calloc(MAX(in->n_requests, (size_t)1), sizeof(PlacementRequestResult));
         res->launches = calloc(MAX(in->n_requests, (size_t)1), sizeof(PlacementLaunch));

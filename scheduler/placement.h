@@ -32,6 +32,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "constraint.h"
 #include "mesos.h"
 
@@ -148,8 +149,6 @@ typedef struct PlacementRequestResult {
         size_t n_reasons;
 } PlacementRequestResult;
 
-typedef struct PlacementArena PlacementArena;
-
 typedef struct PlacementResult {
         PlacementLaunch *launches;
         size_t n_launches;
@@ -157,7 +156,7 @@ typedef struct PlacementResult {
         size_t n_offers;
         PlacementRequestResult *requests; /* n_requests of the input */
         size_t n_requests;
-        PlacementArena *arena; /* texts and port numbers */
+        Arena *arena; /* texts, port numbers, the Resources of the launches */
 } PlacementResult;
 
 /* Decides the placements of one round. Bad offers and requests are skipped with

@@ -2,6 +2,7 @@
 #include "scheduler.h"
 
 #include <ev.h>
+#include <malloc.h>
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -24,6 +25,8 @@
 #define REVIVE_REPEAT_S            5.0 /* work waits and no offer came since the last REVIVE: ask again */
 #define QUEUE_REASONS_MAX          4
 #define LAUNCHES_PER_ROUND_DEFAULT 5000
+#define TRIM_AFTER_WRITES          1000 /* a commit this large was a burst: trim the heap after it */
+#define TRIM_INTERVAL_S            1.0
 
 typedef struct PendingAck {
         char *agent_id;
@@ -52,7 +55,11 @@ struct Scheduler {
 
         PendingAck *acks;
         size_t n_acks, cap_acks;
+        Arena *ack_ids; /* the acks' agent and task ids, freed with them */
         ev_prepare commit_watcher;
+        ev_idle trim_idle;   /* after a large commit: free heap pages go back once the loop is idle */
+        ev_timer trim_timer; /* ... at most once every TRIM_INTERVAL_S */
+        double trimmed_at;
         ev_timer tick;
         ev_timer revive_timer; /* a REVIVE held back by REVIVE_MIN_INTERVAL_S goes out when it ends */
         ev_timer reconcile_timer;
@@ -69,7 +76,7 @@ struct Scheduler {
         MetricsRegistry *metrics;
         MetricCounter *m_updates, *m_offers, *m_launched, *m_killed, *m_acks, *m_declined, *m_strays;
         MetricCounter *m_commit_failures;
-        MetricGauge *m_apps, *m_instances, *m_deployments;
+        MetricGauge *m_apps, *m_instances, *m_deployments, *m_heap_used, *m_heap_free;
         MetricHistogram *m_commit_seconds;
 };
 
@@ -213,13 +220,12 @@ static void queue_ack(Scheduler *s, const TaskStatus *st)
                 s->cap_acks = cap;
         }
         a = &s->acks[s->n_acks];
-        a->agent_id = strdup(st->agent_id->value);
-        a->task_id = strdup(st->task_id->value);
-        if (!a->agent_id || !a->task_id) {
-                free(a->agent_id);
-                free(a->task_id);
+        if (!s->ack_ids && !(s->ack_ids = arena_new()))
                 return;
-        }
+        a->agent_id = arena_strdup(s->ack_ids, st->agent_id->value);
+        a->task_id = arena_strdup(s->ack_ids, st->task_id->value);
+        if (!a->agent_id || !a->task_id)
+                return;
         memcpy(a->uuid, st->uuid.data, st->uuid.len);
         a->uuid_len = st->uuid.len;
         s->n_acks++;
@@ -227,11 +233,46 @@ static void queue_ack(Scheduler *s, const TaskStatus *st)
 
 static void drop_acks(Scheduler *s)
 {
-        for (size_t i = 0; i < s->n_acks; i++) {
-                free(s->acks[i].agent_id);
-                free(s->acks[i].task_id);
-        }
+        if (s->ack_ids)
+                arena_reset(s->ack_ids);
         s->n_acks = 0;
+}
+
+/* A burst (a round of thousands of launches, thousands of status updates) frees
+ * its transient memory into holes among the long-lived state, and malloc keeps
+ * it: tens of MiB at 100,000 instances. Once a commit of TRIM_AFTER_WRITES or
+ * more is done and the loop has nothing else to do, the free pages inside
+ * those holes go back to the system (malloc_trim), at most once every
+ * TRIM_INTERVAL_S. */
+static void on_trim_idle(struct ev_loop *loop, ev_idle *w, int revents)
+{
+        Scheduler *s = w->data;
+        double since = ev_now(loop) - s->trimmed_at;
+
+        ev_idle_stop(loop, w);
+        if (since < TRIM_INTERVAL_S) {
+                ev_timer_set(&s->trim_timer, TRIM_INTERVAL_S - since, 0.);
+                ev_timer_start(loop, &s->trim_timer);
+                return;
+        }
+        double t0 = ev_time();
+        malloc_trim(0);
+        ev_now_update(loop);
+        s->trimmed_at = ev_now(loop);
+        log_debug("heap trimmed in %.1f ms", (s->trimmed_at - t0) * 1e3);
+}
+
+static void on_trim_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+        Scheduler *s = w->data;
+
+        ev_idle_start(loop, &s->trim_idle);
+}
+
+static void want_trim(Scheduler *s)
+{
+        if (!ev_is_active(&s->trim_idle) && !ev_is_active(&s->trim_timer))
+                ev_idle_start(s->loop, &s->trim_idle);
 }
 
 /* End of a loop turn: one transaction for everything this turn changed, and
@@ -248,6 +289,8 @@ static void on_prepare(struct ev_loop *loop, ev_prepare *w, int revents)
         reap_deployments(s);
         if (store_pending(s->store) == 0 && s->n_acks == 0)
                 return;
+        if (store_pending(s->store) >= TRIM_AFTER_WRITES)
+                want_trim(s);
         clock_gettime(CLOCK_MONOTONIC, &t0);
         r = store_pending(s->store) ? store_commit(s->store, &err) : 0;
         clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -944,7 +987,7 @@ typedef struct Wanted {
 
 /* The tasks one offer launches. */
 typedef struct OfferLaunch {
-        LaunchArena *arena;
+        Arena *arena;
         TaskInfo **tasks;
         Instance **launched;
         size_t n_tasks;
@@ -954,7 +997,7 @@ static void offer_launch_done(OfferLaunch *l)
 {
         free(l->tasks);
         free(l->launched);
-        launch_arena_free(l->arena);
+        arena_free(l->arena);
         *l = (OfferLaunch){ 0 };
 }
 
@@ -963,7 +1006,7 @@ static void offer_launch_done(OfferLaunch *l)
 static size_t build_launches(Scheduler *s, const Mesos__V1__Offer *of, size_t o, const PlacementResult *res,
                              const PlacementRequest *reqs, Wanted *wanted, OfferLaunch *l)
 {
-        l->arena = launch_arena_new();
+        l->arena = arena_new();
         l->tasks = calloc(res->n_launches, sizeof(*l->tasks));
         l->launched = calloc(res->n_launches, sizeof(*l->launched));
         for (size_t k = 0; l->arena && l->tasks && l->launched && k < res->n_launches; k++) {
@@ -2073,6 +2116,11 @@ const SchedulerConfig *scheduler_config(const Scheduler *s)
 
 MetricsRegistry *scheduler_metrics(Scheduler *s)
 {
+        /* what the heap holds against what it keeps: RSS alone cannot tell state from fragmentation */
+        struct mallinfo2 mi = mallinfo2();
+
+        metrics_gauge_set(s->m_heap_used, (double)(mi.uordblks + mi.hblkhd));
+        metrics_gauge_set(s->m_heap_free, (double)mi.fordblks);
         return s->metrics;
 }
 
@@ -2128,6 +2176,9 @@ static int register_metrics(Scheduler *s, PacerError *err)
         GAUGE(m_apps, "pacer_apps", "Apps.");
         GAUGE(m_instances, "pacer_instances", "Instances (tasks) known.");
         GAUGE(m_deployments, "pacer_deployments", "Running deployments.");
+        GAUGE(m_heap_used, "pacer_heap_used_bytes", "Heap bytes allocated (malloc), at the last scrape.");
+        GAUGE(m_heap_free, "pacer_heap_free_bytes",
+              "Heap bytes free but kept by malloc (not returned to the system), at the last scrape.");
 #undef COUNTER
 #undef GAUGE
         if (r >= 0)
@@ -2183,6 +2234,10 @@ int scheduler_new(struct ev_loop *loop, const SchedulerConfig *cfg, Scheduler **
         s->revive_timer.data = s;
         ev_timer_init(&s->reconcile_timer, on_reconcile_timer, 0., 0.);
         s->reconcile_timer.data = s;
+        ev_idle_init(&s->trim_idle, on_trim_idle);
+        s->trim_idle.data = s;
+        ev_timer_init(&s->trim_timer, on_trim_timer, 0., 0.);
+        s->trim_timer.data = s;
         *ret = s;
         return 0;
 }
@@ -2216,6 +2271,8 @@ Scheduler *scheduler_free(Scheduler *s)
         ev_timer_stop(s->loop, &s->tick);
         ev_timer_stop(s->loop, &s->revive_timer);
         ev_timer_stop(s->loop, &s->reconcile_timer);
+        ev_idle_stop(s->loop, &s->trim_idle);
+        ev_timer_stop(s->loop, &s->trim_timer);
         if (s->store)
                 flush_deployments(s); /* the loop may have stopped before the end of its turn */
         if (s->store && store_pending(s->store)) {
@@ -2225,6 +2282,7 @@ Scheduler *scheduler_free(Scheduler *s)
         }
         drop_acks(s);
         free(s->acks);
+        arena_free(s->ack_ids);
         while (s->deployments) {
                 Deployment *d = s->deployments;
                 s->deployments = d->next;

@@ -171,8 +171,8 @@ static int store_index_grow(Store *s)
 static int store_queue(Store *s, const char *op, const char *kind, const char *key, const void *data,
                        size_t len, bool put, PacerError *err)
 {
-        _cleanup_free_ void *copy = NULL;
-        _cleanup_free_ char *names = NULL;
+        void *copy = NULL;
+        char *names;
         size_t slot, kind_len, key_len;
         int r;
 
@@ -180,6 +180,9 @@ static int store_queue(Store *s, const char *op, const char *kind, const char *k
         r = store_check_name(op, kind, key, err);
         if (r < 0)
                 return r;
+        if (!s->batch && !(s->batch = arena_new()))
+                return pacer_error_set(err, ENOMEM, "store %s %s '%.*s': out of memory", op, kind,
+                                       STORE_QUOTE(key));
         if (put) {
                 if (len > STORE_OBJECT_MAX)
                         return pacer_error_set(
@@ -190,13 +193,12 @@ static int store_queue(Store *s, const char *op, const char *kind, const char *k
                         return pacer_error_set(err, EINVAL, "store put %s '%.*s': no data", kind,
                                                STORE_QUOTE(key));
                 /* always a buffer, NUL-terminated, so a put is never confused with a delete */
-                copy = malloc(len + 1);
+                copy = arena_alloc(s->batch, len + 1);
                 if (!copy)
                         return pacer_error_set(err, ENOMEM, "store put %s '%.*s': out of memory", kind,
                                                STORE_QUOTE(key));
                 if (len > 0)
                         memcpy(copy, data, len);
-                ((char *)copy)[len] = 0;
         }
 
         if (2 * (s->n_writes + 1) > s->n_buckets) {
@@ -208,8 +210,7 @@ static int store_queue(Store *s, const char *op, const char *kind, const char *k
         slot = store_slot(s, kind, key);
         if (s->index[slot] != 0) {
                 StoreWrite *w = &s->writes[s->index[slot] - 1];
-                free(w->data);
-                w->data = TAKE_PTR(copy);
+                w->data = copy; /* the earlier value stays in the arena until the commit */
                 w->len = len;
                 return 0;
         }
@@ -225,7 +226,7 @@ static int store_queue(Store *s, const char *op, const char *kind, const char *k
         }
         kind_len = strlen(kind);
         key_len = strlen(key);
-        names = malloc(kind_len + 1 + key_len + 1);
+        names = arena_alloc(s->batch, kind_len + 1 + key_len + 1);
         if (!names)
                 return pacer_error_set(err, ENOMEM, "store %s %s '%.*s': out of memory", op, kind,
                                        STORE_QUOTE(key));
@@ -234,10 +235,9 @@ static int store_queue(Store *s, const char *op, const char *kind, const char *k
         s->writes[s->n_writes] = (StoreWrite){
                 .kind = names,
                 .key = names + kind_len + 1,
-                .data = TAKE_PTR(copy),
+                .data = copy,
                 .len = len,
         };
-        TAKE_PTR(names);
         s->n_writes++;
         s->index[slot] = (uint32_t)s->n_writes;
         return 0;
@@ -262,10 +262,8 @@ void store_discard(Store *s)
 {
         if (!s)
                 return;
-        for (size_t i = 0; i < s->n_writes; i++) {
-                free(s->writes[i].kind);
-                free(s->writes[i].data);
-        }
+        if (s->batch)
+                arena_reset(s->batch);
         if (s->n_allocated > STORE_BATCH_KEEP) {
                 free(s->writes);
                 s->writes = NULL;
@@ -322,6 +320,7 @@ Store *store_close(Store *s)
         store_discard(s);
         free(s->writes);
         free(s->index);
+        arena_free(s->batch);
         s->ops->free(s);
         return NULL;
 }

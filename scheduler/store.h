@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "error.h"
 #include "macro.h"
 
@@ -119,7 +120,7 @@ int store_quote_len(const char *s);
 
 /* One queued write: a put (data, len; data is never NULL) or a delete (data == NULL). */
 typedef struct StoreWrite {
-        char *kind; /* kind and key share one allocation */
+        char *kind; /* kind and key share one allocation (in the batch's arena, as data) */
         char *key;
         void *data;
         size_t len;
@@ -148,6 +149,7 @@ struct Store {
         uint32_t *index; /* open addressing over writes: 0 = empty slot, else position + 1 */
         size_t n_buckets;
         uint64_t seed; /* hash seed, random per store: keys come from users */
+        Arena *batch;  /* the batch's names and values, freed at once by the commit */
 };
 
 void store_init(Store *s, const StoreOps *ops);

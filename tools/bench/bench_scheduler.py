@@ -10,9 +10,8 @@ reconciliation from the tasks it launched, and counts the calls.
 
 The state is built the way an operator builds it: 10,000 apps created with
 PUT /v2/apps at 0 instances, then scaled to 10 each, the scheduler placing the
-100,000 instances on the offers. Batches of 10 apps: a batch is one
-deployment, and a deployment of 1,000 apps takes the scheduler about 20 s to
-start (every step re-encodes the whole deployment). Offers are held back while
+100,000 instances on the offers. Batches of 10 apps (a batch is one
+deployment). Offers are held back while
 the scale requests go in, so that each round places as many instances as the
 scheduler takes in one (5,000). Then:
 
@@ -222,8 +221,12 @@ class Scheduler:
 
     def memory(self):
         rollup = bl.smaps_rollup(self.pid)
-        return {"rss": int(bl.status_field(self.pid, "VmRSS").split()[0]) * bl.KIB, "pss": rollup["Pss"],
-                "threads": bl.thread_count(self.pid)}
+        mem = {"rss": int(bl.status_field(self.pid, "VmRSS").split()[0]) * bl.KIB, "pss": rollup["Pss"],
+               "threads": bl.thread_count(self.pid)}
+        # after the sample: the scrape allocates
+        mem["heap_used"] = self.metric("pacer_heap_used_bytes")
+        mem["heap_free"] = self.metric("pacer_heap_free_bytes")
+        return mem
 
     def kill(self):
         self.conn.close()
@@ -491,11 +494,12 @@ def main():
           "constant", "PASS" if len(set(threads)) == 1 else "MISS")
     t.print()
     print()
-    m = bl.Table(["memory", "VmRSS", "PSS", "connections to the master"])
+    m = bl.Table(["memory", "VmRSS", "PSS", "heap used", "heap free", "connections to the master"])
     for name, mem in (("empty", mem_empty), (f"{n_apps:,} apps, 0 instances", mem_apps),
                       (f"{n_instances:,} instances, built", mem_built),
                       ("  after the update burst", mem_after_burst), ("  after restart", mem_recovered)):
-        m.add(name, bl.fmt_mib(mem["rss"]), bl.fmt_mib(mem["pss"]), f"{mem['conns']:,}")
+        m.add(name, bl.fmt_mib(mem["rss"]), bl.fmt_mib(mem["pss"]), bl.fmt_mib(mem["heap_used"]),
+              bl.fmt_mib(mem["heap_free"]), f"{mem['conns']:,}")
     m.print()
     bl.note(f"build: {n_apps:,} apps created in {t_apps:.1f} s, scaled to {n_instances:,} running in "
             f"{t_build:.1f} s ({build_stats['rounds']} offer rounds, {build_stats['conns_max']:,} master "
