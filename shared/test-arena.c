@@ -51,7 +51,8 @@ static void test_outsized_object_keeps_the_current_chunk(void **state)
         /* its own chunk; the next small object still comes from the first one */
         after = arena_alloc(a, 16);
         assert_ptr_equal(after, small + 16);
-        assert_in_range(arena_size(a) - ARENA_CHUNK_SIZE, ARENA_CHUNK_SIZE + 1, ARENA_CHUNK_SIZE + 64); /* + header */
+        assert_in_range(arena_size(a) - ARENA_CHUNK_SIZE, ARENA_CHUNK_SIZE + 1,
+                        ARENA_CHUNK_SIZE + 64);    /* + header */
         assert_null(arena_alloc(a, SIZE_MAX - 8)); /* refused, not wrapped around */
         arena_free(a);
 }
@@ -71,7 +72,7 @@ static void test_reset_keeps_one_chunk(void **state)
         assert_int_equal(arena_size(a), ARENA_CHUNK_SIZE);
         p = arena_alloc(a, 64);
         assert_non_null(p);
-        assert_int_equal(p[63], 0); /* zeroed again, though the chunk was used */
+        assert_int_equal(p[63], 0);                        /* zeroed again, though the chunk was used */
         assert_int_equal(arena_size(a), ARENA_CHUNK_SIZE); /* from the kept chunk */
 }
 
