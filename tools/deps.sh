@@ -7,14 +7,14 @@ set -eu
 BUILD_PKGS="gcc make cmake pkg-config
         protobuf-c-compiler libprotobuf-c-dev
         libcurl4-openssl-dev libev-dev libmsgpack-dev libjansson-dev libmicrohttpd-dev
-        libseccomp-dev libcap-dev libsqlite3-dev libzookeeper-mt-dev"
+        libseccomp-dev libcap-dev libsqlite3-dev"
 
 # Tests: cmocka for unit tests, pytest and protobuf (with protoc to generate the
 # Python modules from proto/) for integration tests, clang-format-14 for the style
-# check, ZooKeeper for the HA store tests, xz to unpack ../shared/ext, procps for
-# the process checks. The relocatable Mesos build carries its own libraries.
+# check, xz to unpack ../shared/ext, procps for the process checks. The
+# relocatable Mesos build carries its own libraries.
 TEST_PKGS="libcmocka-dev python3 python3-pytest python3-protobuf protobuf-compiler
-        python3-msgpack clang-format-14 zookeeper xz-utils procps curl"
+        python3-msgpack clang-format-14 xz-utils procps curl"
 
 want=""
 case "${1:-all}" in
