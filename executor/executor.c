@@ -221,9 +221,9 @@ static void report_ready(Executor *e, Task *t)
                 return;
         if (!t->gated) {
                 /* no check to vouch for health: running, and registered when Consul is on, is healthy */
-                if (!t->running_sent)
-                        send_running(e, t, registrar_enabled(t->reg) ? HEALTH_HEALTHY : HEALTH_UNKNOWN, -1,
-                                     NULL);
+                Health h = registrar_enabled(t->reg) ? HEALTH_HEALTHY : HEALTH_UNKNOWN;
+                if (!t->running_sent || t->reported != h)
+                        send_running(e, t, h, -1, t->running_sent ? "registered in Consul again" : NULL);
                 return;
         }
         if (t->reported != HEALTH_HEALTHY)
@@ -269,11 +269,20 @@ static void on_registrar_changed(void *userdata)
                 return;
         }
         if (rs == REGISTRATION_FAILED) {
-                /* not ready, and why: the scheduler sees it in the record and the message */
-                if (t->running_sent)
-                        send_running(e, t, t->reported, -1, "Consul registration failed: %s",
-                                     registrar_last_error(t->reg));
-                else
+                /* not ready, and why: the scheduler sees it in the record and the message. Healthy
+                 * means registered: a task Consul lost (and that could not be registered again) is
+                 * reported unhealthy, and healthy again once it is back in Consul */
+                if (t->running_sent) {
+                        bool was_healthy = t->reported == HEALTH_HEALTHY;
+                        if (was_healthy)
+                                t->want_ready = !t->gated || t->readiness == HEALTH_HEALTHY;
+                        send_running(
+                                e, t, was_healthy ? HEALTH_UNHEALTHY : t->reported,
+                                was_healthy
+                                        ? MESOS__V1__TASK_STATUS__REASON__REASON_TASK_HEALTH_CHECK_STATUS_UPDATED
+                                        : -1,
+                                "Consul registration failed: %s", registrar_last_error(t->reg));
+                } else
                         send_status(e, t->id, TASK_STATE(TASK_STARTING), t, -1, -1,
                                     "waiting for Consul registration: %s", registrar_last_error(t->reg));
         }

@@ -23,6 +23,7 @@ typedef enum Step {
         STEP_CLEANUP_DEREGISTER,
         STEP_REGISTER,
         STEP_VERIFY,
+        STEP_UNDO, /* a registration failed half-way: remove what it registered, then retry */
         STEP_HEALTH,
         STEP_DEREGISTER,
         STEP_CONFIRM,
@@ -45,7 +46,9 @@ struct Registrar {
         bool cleanup_done;
 
         Step step;
-        size_t index; /* service (or stale id) the current step works on */
+        size_t index;  /* service (or stale id) the current step works on */
+        size_t n_undo; /* STEP_UNDO: services [0, n_undo) to remove */
+        char undo_why[ERROR_MAX + 1];
         ConsulOp *op;
         char **stale; /* ids found by the cleanup listing */
         size_t n_stale;
@@ -370,8 +373,9 @@ static void run_step(Registrar *r)
                         .check_name = "pacer-executor health",
                         .ttl_ns = r->ttl_ns,
                         .deregister_critical_after_ns = r->deregister_after_ns,
-                        /* we register only once the task passed its checks */
-                        .initial_status = "passing",
+                        /* first registered once the task passed its checks; registered again (the
+                         * agent lost the entry) with what the probes last said */
+                        .initial_status = r->health_known && !r->health_passing ? "critical" : "passing",
                         .check_notes = "fed by pacer-executor's own health probes",
                 };
                 r->attempted = true;
@@ -394,6 +398,15 @@ static void run_step(Registrar *r)
                         return;
                 }
                 rc = consul_verify(r->consul, r->services[r->index].id, on_op_done, r, &r->op, &err);
+                start_op(r, rc, &err);
+                return;
+        case STEP_UNDO:
+                if (r->index >= r->n_undo) {
+                        r->step = STEP_IDLE;
+                        schedule_retry(r, r->undo_why);
+                        return;
+                }
+                rc = consul_deregister(r->consul, r->services[r->index].id, on_op_done, r, &r->op, &err);
                 start_op(r, rc, &err);
                 return;
         case STEP_HEALTH: {
@@ -467,10 +480,31 @@ static void on_op_done(int result, const char *message, void *userdata)
         case STEP_VERIFY:
                 if (result < 0) {
                         log_warn_s(r->task_id, "Consul registration failed: %s; retrying", why);
+                        /* nothing stays registered half-way: an entry Consul accepted but that could
+                         * not be verified (or whose sibling services failed) would get traffic while
+                         * the task is reported not ready */
+                        r->n_undo = r->step == STEP_VERIFY ? r->n_services : r->index;
+                        if (r->n_undo > 0) {
+                                snprintf(r->undo_why, sizeof(r->undo_why), "%s", why);
+                                set_state(r, REGISTRATION_FAILED, why);
+                                r->step = STEP_UNDO;
+                                r->index = 0;
+                                run_step(r);
+                                return;
+                        }
                         r->step = STEP_IDLE;
                         schedule_retry(r, why);
                         return;
                 }
+                r->index++;
+                run_step(r);
+                return;
+        case STEP_UNDO:
+                if (result < 0)
+                        log_warn_s(r->task_id,
+                                   "removing the unverified Consul entry %s failed: %s; its TTL check will "
+                                   "expire",
+                                   r->services[r->index].id, why);
                 r->index++;
                 run_step(r);
                 return;
@@ -480,8 +514,11 @@ static void on_op_done(int result, const char *message, void *userdata)
                         r->step = STEP_IDLE;
                         log_warn_s(r->task_id, "updating the Consul TTL check failed: %s", why);
                         if (result == -ENOENT) {
-                                /* the agent lost our entry (restarted, or reaped it): register again */
+                                /* the agent lost our entry (restarted, or reaped it): register again,
+                                 * with what the probes last said */
                                 r->push_pending = false;
+                                ev_timer_stop(r->loop, &r->ttl_timer);
+                                set_state(r, REGISTRATION_REGISTERING, why);
                                 registrar_register(r);
                         }
                         if (r->cb.health_pushed)

@@ -326,6 +326,46 @@ def test_garbage_consul_response_is_an_error_not_a_crash(fscenario):
     assert ex.alive
 
 
+def test_unverifiable_registration_is_removed_before_a_retry(fscenario, timeline):
+    """Consul took the registration but the verification answered garbage: the entry is
+    removed before the retry (nothing stays registered half-way, taking traffic for a task
+    reported not ready), and no healthy=true goes out meanwhile."""
+    s = fscenario
+    s.consul.double.garbage_response(["service"])  # GET /v1/agent/service/<id>: the verify call
+    s.launch(s.task(check=False))
+    reg = timeline.wait("consul", "register", timeout=20)
+    verify = timeline.wait("consul", "service", after=reg, timeout=20)
+    undo = timeline.wait("consul", "deregister", after=verify, timeout=20)
+    retry = timeline.wait("consul", "register", after=undo, timeout=30)
+    assert not [r for r in timeline.records("consul", "register") if reg.t < r.t < undo.t], \
+        "registered again before the unverified entry was removed"
+    assert undo.detail["service_id"] == reg.detail["service_id"]
+    assert not [u for u in s.agent.updates_for("T1") if u.status.HasField("healthy") and u.healthy]
+    s.consul.double.clear_faults()
+    s.wait_healthy(timeout=40)
+    assert retry.t < timeline.last("consul", "register").t or retry is timeline.last("consul", "register")
+
+
+def test_entry_lost_and_not_taken_back_is_reported_unhealthy(fscenario):
+    """The Consul agent restarted without our entry and refuses it for a while: healthy means
+    registered, so the task is reported unhealthy with the reason, then healthy once it is back."""
+    s = fscenario
+    s.launch(s.task(check=False), flags=["--consul-ttl=1s"])
+    s.wait_healthy()
+    s.consul.double.fail_with(500, "rpc error: no leader", paths=["register"])
+    s.consul.double.go_down()
+    s.consul.double.come_back(keep_state=False)
+    lost = s.agent.wait_update(lambda u: u.task_id == "T1" and u.state == "TASK_RUNNING"
+                               and u.status.HasField("healthy") and not u.healthy, timeout=20)
+    assert "Consul registration failed" in msg(lost)
+    assert s.consul.task_services("T1") == {}
+    s.consul.double.clear_faults()
+    back = s.agent.wait_update(lambda u: u.task_id == "T1" and u.time > lost.time
+                               and u.status.HasField("healthy") and u.healthy, timeout=30)
+    assert back.state == "TASK_RUNNING"
+    assert s.consul.task_services("T1")
+
+
 def test_executor_sigkill_leaves_entry_critical_by_ttl(fscenario):
     s = fscenario
     ex = s.launch(s.task(check=False), flags=["--consul-ttl=1s"])
