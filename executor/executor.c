@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "agent_link.h"
 #include "check.h"
@@ -27,7 +28,10 @@ extern char **environ;
 #define MESSAGE_MAX          512
 #define TASK_PORTS_MAX       64
 /* Polling for the last processes of a group after its leader exited during a kill. */
-#define GROUP_POLL_S 0.02
+#define GROUP_POLL_S     0.02
+#define SWEEP_INTERVAL_S 0.05 /* after the task: what escaped its group is looked for this often */
+#define SWEEPS_EMPTY     5    /* ... until this many sweeps in a row find nothing */
+#define EXIT_SWEEPS_MAX  100  /* at exit, 10 ms apart */
 
 typedef enum Phase {
         PHASE_STARTING, /* forked; waiting to learn whether exec succeeded */
@@ -92,6 +96,8 @@ struct Executor {
         int exit_code;
         ev_tstamp stop_deadline; /* 0: none */
         ev_timer ack_timer;
+        ev_timer sweep_timer; /* once the task is over: kill what escaped its group, until none is left */
+        unsigned sweeps_empty;
         ev_idle prebuild; /* the task's seccomp filter, compiled while the agent answers SUBSCRIBE */
         ev_signal sigterm, sigint;
 };
@@ -438,6 +444,22 @@ static void start_ack_wait(Executor *e)
 }
 
 /* The terminal update for the way the task ended. */
+/* What escaped the task's process group (setsid) comes back to the executor, a
+ * child subreaper, when its parent dies, and is killed then. Each kill can
+ * orphan more: sweep until SWEEPS_EMPTY sweeps in a row find nothing. */
+static void on_sweep_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+        Executor *e = w->data;
+        size_t n = task_kill_orphans();
+
+        if (n > 0)
+                log_warn("killed %zu process%s that had left the task's process group", n,
+                         n == 1 ? "" : "es");
+        e->sweeps_empty = n > 0 ? 0 : e->sweeps_empty + 1;
+        if (e->sweeps_empty >= SWEEPS_EMPTY)
+                ev_timer_stop(loop, w);
+}
+
 static void task_finish(Executor *e, Task *t)
 {
         char how[128];
@@ -445,6 +467,10 @@ static void task_finish(Executor *e, Task *t)
         ev_timer_stop(e->loop, &t->kill_timer);
         ev_timer_stop(e->loop, &t->group_timer);
         t->phase = PHASE_DONE;
+        e->sweeps_empty = 0;
+        on_sweep_timer(e->loop, &e->sweep_timer, 0);
+        if (e->sweeps_empty < SWEEPS_EMPTY)
+                ev_timer_again(e->loop, &e->sweep_timer);
         if (t->cause == STOP_AGENT_LOST) {
                 log_error_s(t->id, "task stopped because %s; no agent to report to", t->stop_why);
                 executor_exit(e, 1);
@@ -1091,6 +1117,8 @@ int executor_new(struct ev_loop *loop, const ExecutorConfig *cfg, Executor **ret
         }
         ev_timer_init(&e->ack_timer, on_ack_timeout, 0., 0.);
         e->ack_timer.data = e;
+        ev_timer_init(&e->sweep_timer, on_sweep_timer, 0., SWEEP_INTERVAL_S);
+        e->sweep_timer.data = e;
         ev_idle_init(&e->prebuild, on_prebuild);
         e->prebuild.data = e;
         ev_signal_init(&e->sigterm, on_signal, SIGTERM);
@@ -1109,6 +1137,9 @@ int executor_run(Executor *e)
         /* when the loop first waits, for the agent's answer: off the path from LAUNCH to the task */
         ev_idle_start(e->loop, &e->prebuild);
         ev_run(e->loop, 0);
+        /* nothing of the task may outlive the executor: a last sweep, and again while it finds any */
+        for (int i = 0; i < EXIT_SWEEPS_MAX && task_kill_orphans() > 0; i++)
+                nanosleep(&(struct timespec){ .tv_nsec = 10 * 1000 * 1000 }, NULL);
         return e->exit_code;
 }
 
@@ -1117,6 +1148,7 @@ Executor *executor_free(Executor *e)
         if (!e)
                 return NULL;
         ev_timer_stop(e->loop, &e->ack_timer);
+        ev_timer_stop(e->loop, &e->sweep_timer);
         ev_idle_stop(e->loop, &e->prebuild);
         ev_signal_stop(e->loop, &e->sigterm);
         ev_signal_stop(e->loop, &e->sigint);

@@ -52,6 +52,14 @@ bool task_process_running(const TaskProcess *p);
 /* SIGKILLs the group if still running, stops watching, frees. Accepts NULL. */
 TaskProcess *task_process_free(TaskProcess *p);
 
+/* SIGKILLs every child of this process but the guard. The executor is a child
+ * subreaper: a task process that left the task's group (setsid, setpgid) and
+ * whose parent died is reparented to it, and the group kill cannot reach it.
+ * Called once the task is over (its checks stopped); a kill can orphan the
+ * victim's own children, so callers sweep again until a sweep finds none.
+ * Returns how many were killed. */
+size_t task_kill_orphans(void);
+
 /* "exited with status 3", "killed by signal 9 (SIGKILL)". */
 const char *task_describe_wstatus(int wstatus, char *buf, size_t size);
 /* Finds name in the PATH of envp (or the default PATH); returns a malloc'ed path. */

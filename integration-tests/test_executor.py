@@ -201,6 +201,29 @@ def test_executor_sigkill_leaves_no_task_behind(fake_agent, executor_bin):
         wait_for(lambda p=p: not pid_alive(p), 5, f"task process {p} to die with its executor")
 
 
+@pytest.mark.parametrize("how", ["kill", "task exits"])
+def test_process_that_left_the_group_dies_with_the_task(fake_agent, executor_bin, workdir, how):
+    """A task process that called setsid is out of the task's process group, so the group
+    kill misses it; when its parent dies it comes back to the executor (a child subreaper),
+    which kills it before it exits. Nothing of the task outlives its executor."""
+    marker = workdir / "escaped.pid"
+    escape = f"setsid sh -c 'echo $$ > {marker}.tmp; mv {marker}.tmp {marker}; exec sleep 300' &"
+    cmd = f"{escape} sleep 300" if how == "kill" else f"{escape} while [ ! -s {marker} ]; do sleep 0.05; done"
+    ex = launch(fake_agent, executor_bin, make_task("T1", cmd=cmd, kill_grace=5))
+    fake_agent.wait_state("T1", "TASK_RUNNING")
+    escaped = int(wait_for(lambda: marker.exists() and marker.read_text().strip(), 10, "the escaped pid"))
+    info = proc_info(escaped)
+    assert info is not None and info.pgid != proc_info(ex.pid).pgid and info.pgid == escaped, \
+        "the escaped process leads a group of its own"
+    if how == "kill":
+        fake_agent.send_kill("T1")
+        fake_agent.wait_state("T1", "TASK_KILLED")
+    else:
+        assert fake_agent.wait_state("T1", "TASK_FINISHED").state == "TASK_FINISHED"
+    assert ex.wait_exit(15) == 0
+    assert not pid_alive(escaped), "the process that left the task's group outlived the executor"
+
+
 def test_agent_restart_resends_unacknowledged_updates(fake_agent, executor_bin):
     fake_agent.set_ack_policy(auto=False)
     ex = launch(fake_agent, executor_bin, make_task("T1", cmd="sleep 30"), backoff_max="500ms",
