@@ -330,6 +330,69 @@ def test_restart_recovers_state_reconciles_and_kills_strays(make_scheduler, fake
     assert not [t for t in killed_since(fake_master, 0) if of_app(t, "/web")]
 
 
+@pytest.mark.parametrize("state", ["TASK_UNREACHABLE", "TASK_UNKNOWN"])
+def test_unreachable_or_unknown_instance_is_replaced_and_killed_if_back(make_scheduler, fake_master, sim, state):
+    """Marathon's default unreachableStrategy: an instance whose agent is partitioned (or that
+    the master does not know) is given up at once and replaced, not counted forever; if it
+    reports in again it is a stray and killed."""
+    add_agents(fake_master, 2)
+    s = make_scheduler().start()
+    fake_master.auto_offer(0.1)
+    s.api.ok("POST", "/v2/apps", app_spec("/web", 1), status=201)
+    old = s.wait_tasks("/web", 1)[0]["id"]
+    n_launches, n_calls = len(fake_master.launches), len(fake_master.calls)
+    fake_master.send_update(old, state, uuid=False, source="SOURCE_MASTER", reason="REASON_AGENT_REMOVED"
+                            if state == "TASK_UNREACHABLE" else "REASON_RECONCILIATION")
+    s.wait_event("instance_expunged_event", {"taskId": old, "taskStatus": state})
+    new = fake_master.wait_launch(1, after=n_launches, timeout=15)[0].task_id
+    assert new != old
+    assert [t["id"] for t in s.wait_tasks("/web", 1)] == [new]
+    if state == "TASK_UNREACHABLE":
+        fake_master.wait_call("KILL", lambda c: c.kill.task_id.value == old, after=n_calls)
+    # the partition heals and the old task reports in: not ours anymore
+    n_calls = len(fake_master.calls)
+    fake_master.send_update(old, "TASK_RUNNING", healthy=True)
+    fake_master.wait_call("KILL", lambda c: c.kill.task_id.value == old, after=n_calls)
+    assert [t["id"] for t in s.api.tasks("/web")] == [new]
+
+
+def test_unreachable_instance_waits_for_the_expunge_delay(make_scheduler, fake_master, sim):
+    add_agents(fake_master, 2)
+    s = make_scheduler().start(["--unreachable-expunge-after=2secs"])
+    fake_master.auto_offer(0.1)
+    s.api.ok("POST", "/v2/apps", app_spec("/web", 1), status=201)
+    old = s.wait_tasks("/web", 1)[0]["id"]
+    n_launches = len(fake_master.launches)
+    fake_master.send_update(old, "TASK_UNREACHABLE", uuid=False, source="SOURCE_MASTER")
+    # back within the delay: kept, nothing replaced
+    fake_master.wait_ack(fake_master.send_update(old, "TASK_RUNNING", healthy=True).uuid)
+    assert len(fake_master.launches) == n_launches
+    assert s.api.tasks("/web")[0]["id"] == old
+    # unreachable past the delay: replaced
+    n_events = len(fake_master.events)
+    fake_master.send_update(old, "TASK_UNREACHABLE", uuid=False, source="SOURCE_MASTER")
+    again = fake_master.wait_update_sent(old, "TASK_UNREACHABLE", after=n_events).time
+    launch = fake_master.wait_launch(1, after=n_launches, timeout=10)[0]
+    assert launch.time - again >= 1.9, f"replaced {launch.time - again:.2f}s after going unreachable"
+    assert [t["id"] for t in s.wait_tasks("/web", 1)] == [launch.task_id]
+
+
+def test_health_and_registration_changes_are_events(make_scheduler, fake_master, sim):
+    add_agents(fake_master, 1)
+    s = make_scheduler().start()
+    fake_master.auto_offer(0.1)
+    s.api.ok("POST", "/v2/apps", app_spec("/web", 1), status=201)
+    tid = s.wait_tasks("/web", 1)[0]["id"]
+    fake_master.send_update(tid, "TASK_RUNNING", data={"healthy": True, "registered": True,
+                                                       "registration": "registered"})
+    t0 = s.wait_event("instance_health_changed_event", {"instanceId": tid, "appId": "/web", "healthy": True})
+    fake_master.send_update(tid, "TASK_RUNNING", data={"healthy": False, "registered": False,
+                                                       "registration": "failed"})
+    s.wait_event("instance_health_changed_event", {"instanceId": tid, "healthy": False}, after=t0)
+    s.wait_event("pacer_registration_event", {"taskId": tid, "registration": "failed",
+                                              "previous": "registered"}, after=t0)
+
+
 def test_failed_task_relaunched_after_backoff(make_scheduler, fake_master, sim):
     add_agents(fake_master, 1)
     s = make_scheduler().start()

@@ -80,6 +80,7 @@ int main(int argc, char **argv)
         const char *principal = NULL;
         int64_t failover_ns = 7LL * 24 * 3600 * NSEC_PER_SEC, step_deadline_ns = 10LL * 60 * NSEC_PER_SEC;
         int64_t crash_window_ns = 5LL * 60 * NSEC_PER_SEC, crash_failures = 5, store_max_pages = 0;
+        int64_t unreachable_ns = 0;
         int64_t local_port_begin = 31000, local_port_end = 32000;
         double executor_cpus = 0.01, executor_mem = 32, executor_disk = 0, local_cpus = 0, local_mem = 0;
         bool checkpoint = true, auto_rollback = false;
@@ -137,6 +138,12 @@ int main(int argc, char **argv)
                 { "step-deadline", FLAG_DURATION, &step_deadline_ns, "PACER_STEP_DEADLINE",
                   "Deadline of one app's deployment step (label pacer.deployment.deadline overrides); 0 = none.",
                   NULL, 0, 30LL * 24 * 3600 * NSEC_PER_SEC },
+                { "unreachable-expunge-after", FLAG_DURATION, &unreachable_ns,
+                  "PACER_UNREACHABLE_EXPUNGE_AFTER",
+                  "How long an instance may stay TASK_UNREACHABLE (its agent partitioned) before it is "
+                  "replaced; it is killed if it comes back. 0 = at once, as Marathon's default "
+                  "unreachableStrategy.",
+                  NULL, 0, 7LL * 24 * 3600 * NSEC_PER_SEC },
                 { "auto-rollback", FLAG_BOOL, &auto_rollback, "PACER_AUTO_ROLLBACK",
                   "Roll a failed deployment step back to the app's previous version.", NULL, 0, 0 },
                 { "crash-loop-failures", FLAG_INT64, &crash_failures, "PACER_CRASH_LOOP_FAILURES",
@@ -265,6 +272,7 @@ int main(int argc, char **argv)
                 .auto_rollback = auto_rollback,
                 .crash_loop_failures = (uint32_t)crash_failures,
                 .crash_loop_window_ns = crash_window_ns,
+                .unreachable_expunge_ns = unreachable_ns,
                 .consul_description = consul_desc,
         };
 

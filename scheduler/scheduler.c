@@ -125,6 +125,22 @@ static void forget_instance(Scheduler *s, Instance *i)
         state_instance_remove(&s->state, i);
 }
 
+/* An instance whose agent is partitioned (TASK_UNREACHABLE past --unreachable-expunge-after) or
+ * that the master does not know at all (TASK_UNKNOWN) is given up, as Marathon's default
+ * unreachableStrategy does: forgotten, so that a replacement is launched, and killed (should its
+ * agent come back, the master kills it; if it reports in later, it is a stray and killed then). */
+static void expunge_instance(Scheduler *s, Instance *i, TaskState state)
+{
+        log_warn_s(i->task_id, "%s: given up and replaced%s", task_state_to_string(state),
+                   state == TASK_STATE(TASK_UNKNOWN) ? " (the master does not know it)" : "");
+        emit(s, "instance_expunged_event",
+             json_pack("{s:s, s:s, s:s}", "taskId", i->task_id, "appId", i->app ? i->app->id : "",
+                       "taskStatus", task_state_to_string(state)));
+        if (state == TASK_STATE(TASK_UNREACHABLE))
+                s->master->ops->kill(s->master, i->task_id, i->agent ? i->agent->id : NULL, -1);
+        forget_instance(s, i);
+}
+
 static int persist_app_version(Scheduler *s, const AppSpec *spec, PacerError *err)
 {
         _cleanup_free_ char *key = NULL;
@@ -1325,7 +1341,22 @@ static void handle_update(Scheduler *s, const TaskStatus *st)
                                : i->health == HEALTH_UNHEALTHY ? "false"
                                                                : "unknown",
                                "registration", strna(registration_state_to_string(i->registration))));
+        if (health_before != i->health && i->health != HEALTH_UNKNOWN)
+                emit(s, "instance_health_changed_event",
+                     json_pack("{s:s, s:s, s:s, s:b}", "instanceId", i->task_id, "appId", app->id,
+                               "runSpecVersion", i->version ? i->version->version : "", "healthy",
+                               i->health == HEALTH_HEALTHY));
+        if (reg_before != i->registration)
+                emit(s, "pacer_registration_event",
+                     json_pack("{s:s, s:s, s:s, s:s}", "taskId", i->task_id, "appId", app->id,
+                               "registration", strna(registration_state_to_string(i->registration)),
+                               "previous", strna(registration_state_to_string(reg_before))));
 
+        if (st->state == TASK_STATE(TASK_UNREACHABLE)) {
+                if (i->unreachable_since == 0)
+                        i->unreachable_since = now_s();
+        } else
+                i->unreachable_since = 0;
         if (task_state_is_terminal(st->state)) {
                 bool expected = i->kill_sent && (st->state == TASK_STATE(TASK_KILLED) ||
                                                  st->state == TASK_STATE(TASK_FINISHED));
@@ -1334,6 +1365,10 @@ static void handle_update(Scheduler *s, const TaskStatus *st)
                 log_info_s(task_id, "%s%s%s", task_state_to_string(st->state), st->message ? ": " : "",
                            strempty(st->message));
                 forget_instance(s, i);
+                i = NULL;
+        } else if (st->state == TASK_STATE(TASK_UNKNOWN) ||
+                   (i->unreachable_since > 0 && s->cfg.unreachable_expunge_ns <= 0)) {
+                expunge_instance(s, i, st->state);
                 i = NULL;
         } else
                 persist_instance(s, i);
@@ -1525,13 +1560,40 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
         }
         if (!s->subscribed)
                 return;
+        char **expired = NULL; /* task ids: expunging changes the table, and evaluating an app may
+                                * remove other instances */
+        size_t n_expired = 0, cap_expired = 0;
+        double expunge_after = (double)s->cfg.unreachable_expunge_ns / 1e9;
         while (hashmap_next(&s->state.instances, &it, &k, &v)) {
                 Instance *i = v;
                 if (i->kill_sent && now - i->kill_sent_at > KILL_RETRY_S) {
                         i->kill_sent_at = now;
                         s->master->ops->kill(s->master, i->task_id, i->agent ? i->agent->id : NULL, -1);
                 }
+                if (i->unreachable_since > 0 && now - i->unreachable_since >= expunge_after) {
+                        if (n_expired == cap_expired) {
+                                size_t cap = cap_expired ? 2 * cap_expired : 16;
+                                char **n = realloc(expired, cap * sizeof(*n));
+                                if (!n)
+                                        break; /* the rest at the next tick */
+                                expired = n;
+                                cap_expired = cap;
+                        }
+                        if (!(expired[n_expired] = strdup(i->task_id)))
+                                break;
+                        n_expired++;
+                }
         }
+        for (size_t e = 0; e < n_expired; e++) {
+                Instance *i = state_instance(&s->state, expired[e]);
+                if (i && i->unreachable_since > 0) {
+                        App *app = i->app;
+                        expunge_instance(s, i, TASK_STATE(TASK_UNREACHABLE));
+                        evaluate_app(s, app);
+                }
+                free(expired[e]);
+        }
+        free(expired);
         it = 0;
         while (hashmap_next(&s->state.apps, &it, &k, &v)) {
                 AppVersion *ver;

@@ -33,6 +33,7 @@ typedef struct SchedulerConfig {
         bool auto_rollback;           /* roll a failed step back to the previous version */
         uint32_t crash_loop_failures; /* failures of a new version within the window that stop its step */
         int64_t crash_loop_window_ns;
+        int64_t unreachable_expunge_ns; /* an instance unreachable this long is replaced; 0 = at once */
         double reconcile_interval_s;    /* implicit reconciliation */
         uint32_t launches_per_round;    /* cap on instances placed per offer round */
         const char *consul_description; /* for /v2/info */

@@ -62,6 +62,7 @@ typedef struct Instance {
         double staged_at;  /* Unix seconds */
         double started_at; /* first TASK_RUNNING; 0 until then */
         double kill_sent_at;
+        double unreachable_since;     /* TASK_UNREACHABLE since (Unix seconds; not stored); 0 = reachable */
         char *last_message;           /* last status message worth showing (failures), or NULL */
         struct Instance *prev, *next; /* in app->instances */
 } Instance;

@@ -27,6 +27,7 @@ static const char *const known_types[] = {
         "deployment_failed",        "deployment_step_success",  "deployment_step_failure",
         "api_post_event",           "app_terminated_event",     "instance_health_changed_event",
         "pacer_registration_event", "pacer_subscriber_dropped", "subscribe_event",
+        "instance_expunged_event",
 };
 
 typedef struct Follow {
