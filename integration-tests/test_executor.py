@@ -13,7 +13,7 @@ import time
 import pytest
 
 from fakes.mesos_agent import Event, make_task
-from harness import descendants, pid_alive, proc_info, wait_for
+from harness import WaitTimeout, descendants, pid_alive, proc_info, wait_for
 
 TERMINAL = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST"}
 
@@ -417,3 +417,129 @@ def test_help(executor_bin):
     out = subprocess.run([str(executor_bin), "--help"], capture_output=True, text=True, timeout=10)
     assert out.returncode == 0
     assert "--kill-grace-period" in out.stdout and "MESOS_" in out.stdout
+
+
+# ---- the task sandbox, end to end (docs/sandbox.md) ----
+
+SANDBOX_PROBE = "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Seccomp|Seccomp_filters):' /proc/self/status"
+# the set a task running as root keeps by default (docs/sandbox.md, Capabilities): CAP_CHOWN, CAP_DAC_OVERRIDE,
+# CAP_FOWNER, CAP_FSETID, CAP_KILL, CAP_SETGID, CAP_SETUID, CAP_SETPCAP, CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT
+ROOT_CAPS = sum(1 << n for n in (0, 1, 3, 4, 5, 6, 7, 8, 10, 18))
+CAP_SETS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")
+
+
+def sandbox_status(agent, executor_bin, labels=None, argv=(), user=None):
+    """Runs the /proc/self/status probe as a task; returns {field: int} of what the kernel says about it
+    (capability sets as bit masks)."""
+    task = make_task("T1", cmd=SANDBOX_PROBE, labels=labels)
+    if user is not None:
+        task.command.user = user
+    ex = launch(agent, executor_bin, task, argv=list(argv))
+    agent.wait_state("T1", "TASK_FINISHED")
+    assert ex.wait_exit(10) == 0
+    fields = {}
+    for line in (agent.sandbox() / "stdout").read_text().splitlines():
+        key, _, value = line.partition(":")
+        fields[key] = int(value.strip(), 16 if key.startswith("Cap") else 10)
+    assert set(CAP_SETS) | {"NoNewPrivs", "Seccomp"} <= set(fields), fields
+    return fields
+
+
+def test_sandbox_default_task(fake_agent, executor_bin):
+    st = sandbox_status(fake_agent, executor_bin)
+    assert st["NoNewPrivs"] == 1
+    assert st["Seccomp"] == 2, "no seccomp filter on the task"
+    if "Seccomp_filters" in st:
+        assert st["Seccomp_filters"] == 2, "the hardened executor's floor plus the task's default profile"
+    # a task runs as the executor's user: root keeps the documented minimal set, anyone else nothing
+    want = ROOT_CAPS if os.geteuid() == 0 else 0
+    assert {k: st[k] for k in CAP_SETS} == {"CapInh": 0, "CapPrm": want, "CapEff": want, "CapBnd": want,
+                                            "CapAmb": 0}
+
+
+@pytest.mark.parametrize("how", ["user nobody", "label capabilities=none", "flag --capabilities=none"])
+def test_sandbox_task_without_capabilities(fake_agent, executor_bin, how):
+    if os.geteuid() != 0 and how == "user nobody":
+        pytest.skip("switching the task's user needs root")
+    labels = {"pacer.sandbox.capabilities": "none"} if how.startswith("label") else None
+    argv = ["--capabilities=none"] if how.startswith("flag") else []
+    st = sandbox_status(fake_agent, executor_bin, labels=labels, argv=argv,
+                        user="nobody" if how == "user nobody" else None)
+    assert {k: st[k] for k in CAP_SETS} == dict.fromkeys(CAP_SETS, 0)
+    assert st["NoNewPrivs"] == 1 and st["Seccomp"] == 2
+
+
+def test_sandbox_unconfined_profile(fake_agent, executor_bin):
+    """unconfined: no filter of the task's own; the hardened executor's floor remains (one filter)."""
+    st = sandbox_status(fake_agent, executor_bin, labels={"pacer.sandbox.seccomp": "unconfined"})
+    assert st["NoNewPrivs"] == 1
+    assert st["Seccomp"] == 2, "the executor's floor is inherited whatever the profile"
+    if "Seccomp_filters" not in st:
+        pytest.skip("kernel without Seccomp_filters in /proc/<pid>/status")
+    assert st["Seccomp_filters"] == 1, "unconfined still stacked a filter of its own on the floor"
+
+
+@pytest.mark.parametrize("labels,filters", [
+    ({"pacer.sandbox.seccomp": "unconfined"}, 0),
+    ({}, 1),
+])
+def test_sandbox_profile_without_hardening(fake_agent, executor_bin, labels, filters):
+    """--no-harden: no floor, so the task's filters are its profile's alone; no_new_privs stays."""
+    st = sandbox_status(fake_agent, executor_bin, labels=labels, argv=["--no-harden"])
+    assert st["NoNewPrivs"] == 1
+    assert st["Seccomp"] == (2 if filters else 0)
+    if "Seccomp_filters" in st:
+        assert st["Seccomp_filters"] == filters
+
+
+@pytest.mark.parametrize("label,value,needle", [
+    ("pacer.sandbox.seccomp", "paranoid", "no such seccomp profile"),
+    ("pacer.sandbox.capabilities", "CAP_NET_BIND_SERVICE,CAP_FLY", "unknown capability 'CAP_FLY'"),
+    ("pacer.sandbox.profile", "unconfined", "unknown label"),  # a typo must not silently leave the default
+])
+def test_sandbox_bad_label_is_task_error(fake_agent, executor_bin, label, value, needle):
+    ex = launch(fake_agent, executor_bin, make_task("T1", cmd="echo ran", labels={label: value}))
+    err = fake_agent.wait_update(lambda u: u.state in TERMINAL)
+    assert err.state == "TASK_ERROR" and err.reason == "REASON_TASK_INVALID", (err.state, err.reason)
+    assert label in err.message and needle in err.message, err.message
+    assert fake_agent.states("T1") == ["TASK_STARTING", "TASK_ERROR"]
+    stdout = fake_agent.sandbox() / "stdout"
+    assert not stdout.exists() or stdout.read_text() == "", "the task ran"
+    assert ex.wait_exit(10) == 0
+
+
+# ---- exit after the terminal update (--ack-wait) ----
+
+
+def test_exit_waits_for_terminal_ack_until_ack_wait(fake_agent, executor_bin):
+    fake_agent.set_ack_policy(filter=lambda u: u.state not in TERMINAL)
+    ex = launch(fake_agent, executor_bin, make_task("T1", cmd="true"), argv=["--ack-wait=2secs"])
+    fin = fake_agent.wait_state("T1", "TASK_FINISHED")
+    with pytest.raises(WaitTimeout):
+        ex.wait_exit(1.0)  # still waiting for the acknowledgement
+    assert ex.wait_exit(5) == 0, "giving up on the acknowledgement is a clean exit"
+    waited = time.monotonic() - fin.time
+    assert 1.9 <= waited < 3.5, f"exited {waited:.2f}s after the terminal update, --ack-wait is 2 s"
+    assert [t for t, _ in fake_agent.withheld_acks()] == ["T1"]
+    assert "not acknowledged in time" in ex.stderr
+
+
+def test_exit_on_terminal_ack_before_ack_wait(fake_agent, executor_bin):
+    fake_agent.set_ack_policy(filter=lambda u: u.state not in TERMINAL)
+    ex = launch(fake_agent, executor_bin, make_task("T1", cmd="true"), argv=["--ack-wait=30secs"])
+    fake_agent.wait_state("T1", "TASK_FINISHED")
+    with pytest.raises(WaitTimeout):
+        ex.wait_exit(1.0)
+    t0 = time.monotonic()
+    assert fake_agent.ack(task_id="T1") == 1
+    assert ex.wait_exit(5) == 0
+    assert time.monotonic() - t0 < 1.0, "the acknowledgement did not end the wait"
+    assert "not acknowledged in time" not in ex.stderr
+
+
+def test_exit_promptly_when_terminal_update_acknowledged(fake_agent, executor_bin):
+    ex = launch(fake_agent, executor_bin, make_task("T1", cmd="true"), argv=["--ack-wait=30secs"])
+    fin = fake_agent.wait_state("T1", "TASK_FINISHED")
+    assert ex.wait_exit(5) == 0
+    assert time.monotonic() - fin.time < 1.0
+    assert fake_agent.acknowledged(fin.uuid)

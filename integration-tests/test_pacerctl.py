@@ -584,8 +584,8 @@ def test_deployment_stop_and_rollback_whole(ctl, api, tmp_path):
     p = ctl("deployment", "rollback", dep)
     assert p.returncode == 0, p.stderr
     new = api.deployment_ids()
-    assert len(new) == 1 and new[0] != dep
-    assert p.stdout == f"rolling back deployment {dep} with deployment {new[0]}\n"
+    assert new == [dep], "the same deployment, turned around"
+    assert p.stdout == f"rolling back deployment {dep} in place: its steps now return to the previous versions\n"
     assert api.requests_to("DELETE", f"/v2/deployments/{dep}")[-1].query == {}
     p = ctl("deployment", "stop", new[0])
     assert (p.returncode, p.stdout) == (0, f"stopped deployment {new[0]}\n")

@@ -393,6 +393,31 @@ def test_health_and_registration_changes_are_events(make_scheduler, fake_master,
                                               "previous": "registered"}, after=t0)
 
 
+def test_launch_shape_and_the_apps_own_executor(make_scheduler, fake_master, sim):
+    """Each instance is a TaskInfo with its own ExecutorInfo running pacer-executor (the app's
+    `executor` path when it names one), small executor resources, the command after `--`,
+    the app's environment, labels and kill policy."""
+    add_agents(fake_master, 1)
+    s = make_scheduler().start()
+    fake_master.auto_offer(0.1)
+    s.api.ok("POST", "/v2/apps", app_spec("/web", 1, cmd="echo hi", env={"A": "1"}, labels={"team": "x"},
+                                          taskKillGracePeriodSeconds=7), status=201)
+    s.api.ok("POST", "/v2/apps", app_spec("/own", 1, executor="/opt/pacer/pacer-executor-next"), status=201)
+    launches = {launch.task.task_id.value.split(".")[0]: launch.task for launch in fake_master.wait_launch(2)}
+    web, own = launches["web"], launches["own"]
+    assert web.executor.type == web.executor.CUSTOM and not web.HasField("command")
+    assert web.executor.executor_id.value == "pacer." + web.task_id.value
+    cmd = web.executor.command
+    assert list(cmd.arguments)[-3:] == ["/bin/sh", "-c", "echo hi"] and "--" in cmd.arguments
+    assert {r.name for r in web.executor.resources} >= {"cpus", "mem"}
+    assert {v.name: v.value for v in cmd.environment.variables}["A"] == "1"
+    assert {lb.key: lb.value for lb in web.labels.labels}["team"] == "x"
+    assert web.kill_policy.grace_period.nanoseconds == 7 * 10**9
+    assert own.executor.command.value == "/opt/pacer/pacer-executor-next"
+    assert own.executor.command.arguments[0] == "/opt/pacer/pacer-executor-next"
+    assert not own.executor.command.uris
+
+
 def test_failed_task_relaunched_after_backoff(make_scheduler, fake_master, sim):
     add_agents(fake_master, 1)
     s = make_scheduler().start()

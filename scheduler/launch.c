@@ -385,7 +385,10 @@ int launch_task_info(Arena *a, const LaunchOptions *o, const Instance *i, const 
         ei->resources = (Resource **)exec_res;
         ei->n_resources = n_exec_res;
         const char *path = o->executor_path ? o->executor_path : "pacer-executor";
-        if (o->executor_uri) {
+        bool own = spec->executor && *spec->executor; /* the app names its pacer-executor */
+        if (own)
+                path = spec->executor;
+        else if (o->executor_uri) {
                 Mesos__V1__CommandInfo__URI *u =
                         NEW(a, Mesos__V1__CommandInfo__URI, mesos__v1__command_info__uri__init);
                 const char *base = strrchr(o->executor_uri, '/');

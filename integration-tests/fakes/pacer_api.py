@@ -663,15 +663,16 @@ class FakePacerApi:
         if method == "DELETE" and not app_part:
             if not dep:
                 raise ApiError(404, {"message": f"DeploymentPlan {dep_id} does not exist"})
-            self._finish(dep)
             if force:
+                self._finish(dep)
                 return 202, {}, {}
-            steps = [Step(s.app_id, "RestartApplication", s.to_version, s.from_version, rollback=True)
-                     for s in dep.steps if s.from_version]
-            for s in steps:
-                self.apps[s.app_id]["def"] = s.to_version
-            new = self._start_deployment(steps)
-            return 200, {"version": new.version, "deploymentId": new.id}, {}
+            # as pacer-scheduler: the same deployment turns around, each step back to its previous version
+            for s in dep.steps:
+                if s.from_version:
+                    s.action, s.from_version, s.to_version = "RestartApplication", s.to_version, s.from_version
+                    s.rollback, s.state, s.reason = True, "running", ""
+                    self.apps[s.app_id]["def"] = s.to_version
+            return 200, {"version": dep.version, "deploymentId": dep.id}, {}
         if method == "POST" and app_part:
             app_id = normalize_id(urllib.parse.unquote(app_part))
             action = self._parse(body).get("action")

@@ -414,9 +414,13 @@ static int deployment_whole_action(Ctl *ctl, const char *action, const char *dep
                 print_safe(ctl->out, "stopped deployment ", dep);
                 fputc('\n', ctl->out);
         } else {
+                const char *by = api_str(j, "deploymentId");
                 print_safe(ctl->out, "rolling back deployment ", dep);
-                if (api_str(j, "deploymentId"))
-                        print_safe(ctl->out, " with deployment ", api_str(j, "deploymentId"));
+                if (by &&
+                    !streq(by, dep)) /* Marathon starts a new deployment; pacer-scheduler turns this one */
+                        print_safe(ctl->out, " with deployment ", by);
+                else
+                        fputs(" in place: its steps now return to the previous versions", ctl->out);
                 fputc('\n', ctl->out);
         }
         client_reply_done(&reply);

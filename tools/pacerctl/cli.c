@@ -73,8 +73,9 @@ static const Command commands[] = {
           "With APP-ID, acts on that app's step only (POST /v2/deployments/ID/apps/APP-ID): stop leaves it\n"
           "as it is, rollback returns it to its previous version, retry runs a failed or stopped step\n"
           "again; the other apps of the deployment are not touched. Without APP-ID: stop ends the whole\n"
-          "deployment where it stands (DELETE ...?force=true), rollback undoes it with a new deployment\n"
-          "(DELETE /v2/deployments/ID); retry needs an app id.",
+          "deployment where it stands (DELETE ...?force=true), rollback undoes it (DELETE\n"
+          "/v2/deployments/ID: pacer-scheduler turns the same deployment back; Marathon starts a new one);\n"
+          "retry needs an app id.",
           0, 1, 3, change_deployment },
         { "events", "", "follow the event stream",
           "Follows GET /v2/events, one line per event (its JSON with --json), until interrupted or\n"
