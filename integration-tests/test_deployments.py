@@ -428,6 +428,15 @@ def test_cyclic_dependencies_refused_and_nothing_changed(make_scheduler, fake_ma
         assert ids(s.api.tasks(a)) == before[a]
     assert s.api.deployments() == []
 
+    # through a stored app: /r (stored) depends on /p; /p may not come to depend on /r
+    start_apps(s, [app_spec("/r", 1, dependencies=["/p"])])
+    r = s.api.put("/v2/apps/p", app_spec("/p", 1, dependencies=["/r"]))
+    assert r.status == 422 and r.json["message"] == "dependency cycle: /p -> /r -> /p", r
+    assert s.api.app("/p")["version"] == versions["/p"] and s.api.deployments() == []
+    # a dependency that does not lead back is fine
+    dep, _ = deploy(s, [app_spec("/p", 1, dependencies=["/q"])])
+    assert s.wait_deployment_done(dep) == "deployment_success"
+
 
 def test_dependency_on_unknown_app_refused(make_scheduler, fake_master):
     s = make_scheduler().start()

@@ -405,3 +405,106 @@ def test_bad_input_rejected_before_anything_registers(fscenario, labels, health,
     assert needle in err.message, err.message
     assert not [c for c in s.consul.double.calls if c.kind == "register"]
     assert s.consul.task_services("T1") == {}
+
+
+def test_shutdown_deregisters_before_sigterm_and_exits(scenario, timeline):
+    s = scenario
+    ex = s.launch(s.task())
+    s.wait_healthy()
+    assert s.consul.task_services("T1")
+    s.agent.send_shutdown()
+    killed = s.agent.wait_state("T1", "TASK_KILLED", timeout=20)
+    assert s.report.read_text() == "gone", "the task was still in Consul when it got SIGTERM"
+    shutdown = timeline.first("agent", "event.SHUTDOWN")
+    dereg, _ = timeline.assert_order(("consul", "deregister", {"status": 200}),
+                                     ("agent", "call.UPDATE", "state=TASK_KILLING"))
+    assert dereg.t > shutdown.t
+    assert s.consul.task_services("T1") == {}
+    assert record_of(killed)["rs"] == "deregistered"
+    assert ex.wait_exit(10) == 0
+
+
+@pytest.mark.parametrize("flag,labels,low,high", [
+    ("--drain-delay=1secs", {"consul": "web"}, 0.9, 5.0),
+    # the label overrides the flag
+    ("--drain-delay=30secs", {"consul": "web", "pacer.drain": "1secs"}, 0.9, 5.0),
+])
+def test_drain_delay_flag(fscenario, timeline, flag, labels, low, high):
+    s = fscenario
+    s.launch(s.task(check=False, labels=labels), flags=[flag])
+    s.agent.wait_state("T1", "TASK_RUNNING", timeout=20)
+    s.agent.send_kill("T1")
+    s.agent.wait_state("T1", "TASK_KILLED", timeout=40)
+    assert s.report.read_text() == "gone"
+    dereg = timeline.first("consul", "deregister", {"status": 200})
+    killing = timeline.first("agent", "call.UPDATE", "state=TASK_KILLING")
+    assert low <= killing.t - dereg.t < high, f"drained {killing.t - dereg.t:.2f}s"
+
+
+# ---- check roles at runtime (docs/checks.md, Roles) ----
+
+# TASK_SCRIPT, but each path has its own switch: GET /ready fails while the file "<TEST_UNHEALTHY>.ready" exists
+ROLES_SCRIPT = TASK_SCRIPT.replace('os.path.exists(os.environ["TEST_UNHEALTHY"])',
+                                   'os.path.exists(os.environ["TEST_UNHEALTHY"] + self.path.replace("/", "."))')
+assert ROLES_SCRIPT != TASK_SCRIPT
+
+
+def roles_task(s, failures=2):
+    """A task with a readiness check on /ready and a liveness check on /alive, no Mesos check."""
+    s.script.write_text(ROLES_SCRIPT)
+    timing = f"interval=200ms,timeout=200ms,delay=0s,grace=10s,failures={failures}"
+    return s.task(check=False, labels={"consul": "web",
+                                       "pacer.check.ready": f"type=http,path=/ready,{timing},role=readiness",
+                                       "pacer.check.alive": f"type=http,path=/alive,{timing},role=liveness"})
+
+
+def test_readiness_check_failing_takes_task_out_of_service_never_kills(fscenario, timeline):
+    s = fscenario
+    ex = s.launch(roles_task(s))
+    s.wait_healthy()
+    n = len(s.agent.updates)
+    mark = timeline.record("test", "ready.fail")
+    (s.workdir / "unhealthy.ready").write_text("1")
+    unhealthy = s.agent.wait_update(lambda u: u.task_id == "T1" and u.status.HasField("healthy") and not u.healthy,
+                                    timeout=20, after=n)
+    assert unhealthy.state == "TASK_RUNNING"
+    assert "ready" in unhealthy.message and "HTTP 503" in unhealthy.message, unhealthy.message
+    critical = timeline.wait("consul", "check-update", {"check_status": "critical"}, after=mark, timeout=5)
+    assert critical.t <= timeline.wait("agent", "call.UPDATE", "healthy=False", after=mark).t, \
+        "healthy=false reported before Consul stopped sending traffic"
+    checks = [c for c in s.consul.checks().values() if c["ServiceID"].startswith("T1_")]
+    assert checks and all(c["Status"] == "critical" for c in checks)
+    # three times its failure limit of 2, and still running
+    ex.wait_output(r"check ready failed \(6 in a row\)", stream="stderr", timeout=20)
+    assert s.agent.states("T1")[-1] == "TASK_RUNNING" and "TASK_KILLING" not in s.agent.states("T1")
+    assert not s.report.exists(), "the task got SIGTERM"
+    assert s.consul.task_services("T1"), "a task that is not ready stays registered (critical)"
+    # and back in service
+    n = len(s.agent.updates)
+    (s.workdir / "unhealthy.ready").unlink()
+    back = s.agent.wait_update(lambda u: u.task_id == "T1" and u.status.HasField("healthy") and u.healthy,
+                               timeout=20, after=n)
+    assert back.state == "TASK_RUNNING"
+    checks = [c for c in s.consul.checks().values() if c["ServiceID"].startswith("T1_")]
+    assert all(c["Status"] == "passing" for c in checks)
+
+
+def test_liveness_check_failure_limit_kills_task(fscenario, timeline):
+    s = fscenario
+    ex = s.launch(roles_task(s, failures=3))
+    s.wait_healthy()
+    ex.wait_output(r"check alive: passing", stream="stderr")  # past its grace period: every failure counts
+    n = len(s.agent.updates)
+    (s.workdir / "unhealthy.alive").write_text("1")
+    killed = s.agent.wait_state("T1", "TASK_KILLED", timeout=20)
+    assert killed.reason == "REASON_TASK_HEALTH_CHECK_STATUS_UPDATED"
+    assert killed.healthy is False
+    assert "health check alive failed 3 consecutive times" in killed.message, killed.message
+    assert s.report.read_text() == "gone"
+    timeline.assert_order(("consul", "deregister", {"status": 200}), ("agent", "call.UPDATE", "state=TASK_KILLING"))
+    # a liveness check does not gate readiness: below its limit the task stayed healthy
+    between = [u for u in s.agent.updates[n:] if u.task_id == "T1"]
+    assert [u.state for u in between][-2:] == ["TASK_KILLING", "TASK_KILLED"]
+    assert not [u for u in between if u.state == "TASK_RUNNING" and u.healthy is False], \
+        "a failing liveness check made the task unhealthy before its limit"
+    assert ex.wait_exit(10) == 0

@@ -1678,61 +1678,92 @@ static const AppSpec *change_spec(Scheduler *s, const AppChange *c)
         return c->spec ? c->spec : app ? app->current->spec : NULL;
 }
 
-/* Depth-first over the apps of the request, as deployment_resolve_dependencies()
- * orders their steps (colour: 0 unseen, 1 on the path, 2 done); path holds the
- * apps being visited, to name the cycle. */
-static int find_cycle(Scheduler *s, const AppChange *changes, size_t n, size_t i, uint8_t *colour,
-                      size_t *path, size_t depth, SchedulerResult *res)
-{
-        const AppSpec *spec = change_spec(s, &changes[i]);
-        int r;
+/* The dependency graph as it would be after the request: the request's apps
+ * with their new definitions (a deleted app has none), every other app as
+ * stored. The stored graph has no cycle, so a new one runs through an app of
+ * the request: depth-first from each of them (colour: absent unseen, 1 on the
+ * path, 2 done), path naming the apps being visited. */
+typedef struct CycleWalk {
+        Scheduler *s;
+        const AppChange *changes;
+        Hashmap in_request; /* app id → its change + 1 */
+        Hashmap colour;     /* app id → 1 or 2 */
+        const char **path;
+        size_t depth;
+        SchedulerResult *res;
+} CycleWalk;
 
-        if (colour[i] == 2)
-                return 0;
-        if (colour[i] == 1) {
-                size_t start = 0, len = 0;
-                while (path[start] != i)
-                        start++;
-                len = (size_t)snprintf(res->message, sizeof(res->message), "dependency cycle: ");
-                for (size_t k = start; k <= depth && len < sizeof(res->message); k++) {
-                        const AppChange *c = &changes[k < depth ? path[k] : i];
-                        len += (size_t)snprintf(res->message + len, sizeof(res->message) - len, "%s%s",
-                                                k > start ? " -> " : "", c->spec ? c->spec->id : c->app_id);
-                }
-                res->kind = SCHED_ERR_INVALID;
-                return -ELOOP;
+static const AppSpec *walk_spec(CycleWalk *w, const char *id)
+{
+        void *v = hashmap_get(&w->in_request, id);
+        App *app;
+
+        if (v) {
+                const AppChange *c = &w->changes[(uintptr_t)v - 1];
+                return c->spec || c->restart ? change_spec(w->s, c) : NULL;
         }
-        colour[i] = 1;
-        path[depth] = i;
-        for (size_t k = 0; spec && k < spec->n_dependencies; k++)
-                for (size_t j = 0; j < n; j++) {
-                        const char *id = changes[j].spec ? changes[j].spec->id : changes[j].app_id;
-                        if (!id || !streq(id, spec->dependencies[k]))
-                                continue;
-                        r = find_cycle(s, changes, n, j, colour, path, depth + 1, res);
-                        if (r < 0)
-                                return r;
-                }
-        colour[i] = 2;
-        return 0;
+        app = state_app(&w->s->state, id);
+        return app && !app->deleting && app->current ? app->current->spec : NULL;
 }
 
-/* Dependencies among the apps of one request must not form a cycle: found
- * before anything is stored, so a refused request changes nothing. */
-static int check_cycles(Scheduler *s, const AppChange *changes, size_t n, SchedulerResult *res)
+static int walk_cycle(CycleWalk *w, const char *id)
 {
-        _cleanup_free_ uint8_t *colour = calloc(n, sizeof(uint8_t));
-        _cleanup_free_ size_t *path = calloc(n, sizeof(size_t));
+        uintptr_t colour = (uintptr_t)hashmap_get(&w->colour, id);
+        const AppSpec *spec;
         int r;
 
-        if (!colour || !path)
+        if (colour == 2)
+                return 0;
+        if (colour == 1) {
+                size_t start = 0, len;
+                while (!streq(w->path[start], id))
+                        start++;
+                len = (size_t)snprintf(w->res->message, sizeof(w->res->message), "dependency cycle: ");
+                for (size_t k = start; k <= w->depth && len < sizeof(w->res->message); k++)
+                        len += (size_t)snprintf(w->res->message + len, sizeof(w->res->message) - len, "%s%s",
+                                                k > start ? " -> " : "", k < w->depth ? w->path[k] : id);
+                w->res->kind = SCHED_ERR_INVALID;
+                return -ELOOP;
+        }
+        spec = walk_spec(w, id);
+        if (!spec)
+                return 0;
+        if (hashmap_put(&w->colour, spec->id, (void *)1, NULL) < 0)
                 return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                r = find_cycle(s, changes, n, i, colour, path, 0, res);
+        w->path[w->depth++] = spec->id;
+        for (size_t k = 0; k < spec->n_dependencies; k++) {
+                r = walk_cycle(w, spec->dependencies[k]);
                 if (r < 0)
                         return r;
         }
-        return 0;
+        w->depth--;
+        return hashmap_put(&w->colour, spec->id, (void *)2, NULL);
+}
+
+/* Dependencies must not form a cycle, within the request or through stored apps: found before
+ * anything is stored, so a refused request changes nothing. */
+static int check_cycles(Scheduler *s, const AppChange *changes, size_t n, SchedulerResult *res)
+{
+        CycleWalk w = { .s = s, .changes = changes, .res = res };
+        int r = 0;
+
+        w.path = calloc(hashmap_count(&s->state.apps) + n + 1, sizeof(*w.path));
+        if (!w.path)
+                return -ENOMEM;
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                const char *id = changes[i].spec ? changes[i].spec->id : changes[i].app_id;
+                if (id)
+                        r = hashmap_put(&w.in_request, id, (void *)(uintptr_t)(i + 1), NULL);
+        }
+        for (size_t i = 0; r >= 0 && i < n; i++) {
+                const char *id = changes[i].spec ? changes[i].spec->id : changes[i].app_id;
+                if (id)
+                        r = walk_cycle(&w, id);
+        }
+        hashmap_done(&w.in_request);
+        hashmap_done(&w.colour);
+        free(w.path);
+        return r;
 }
 
 /* A scale keeps what runs: the instances of the version before it join the new
