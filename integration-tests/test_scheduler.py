@@ -563,6 +563,32 @@ def test_rest_tasks_delete_with_and_without_scale(make_scheduler, fake_master, s
     assert api.app("/web")["instances"] == 2
     assert victim in killed_since(fake_master, n_calls)
 
+    # tasks of two apps in one request: both apps lowered, in one deployment
+    api.ok("POST", "/v2/apps", app_spec("/api", 2), status=201)
+    apis = {t["id"] for t in s.wait_tasks("/api", 2)}
+    victims = [sorted(left)[0], sorted(apis)[0]]
+    n_calls = len(fake_master.calls)
+    r = api.post("/v2/tasks/delete?scale=true", {"ids": victims + victims[:1]})  # one named twice
+    assert r.status == 200 and r.json["deploymentId"], r
+    assert s.wait_deployment_done(r.json["deploymentId"]) == "deployment_success"
+    assert (api.app("/web")["instances"], api.app("/api")["instances"]) == (1, 1)
+    assert {t["id"] for t in s.wait_tasks("/web", 1)} == left - {victims[0]}
+    assert {t["id"] for t in s.wait_tasks("/api", 1)} == apis - {victims[1]}
+    assert set(victims) <= set(killed_since(fake_master, n_calls))
+
+    # an app locked by a deployment: 409 and nothing killed, unless force
+    held = app_spec("/held", 2, labels={SIM_LABEL: "unready"})
+    api.ok("POST", "/v2/apps", held, status=201)
+    s.wait_until(lambda: len(sim.held_of("/held")) == 2, "the held app's instances to run, not ready")
+    target = sorted(sim.held_of("/held"))[0]
+    n_calls = len(fake_master.calls)
+    r = api.post("/v2/tasks/delete?scale=true", {"ids": [target]})
+    assert r.status == 409 and r.json["deployments"], r
+    assert api.app("/held")["instances"] == 2 and target not in killed_since(fake_master, n_calls)
+    r = api.post("/v2/tasks/delete?scale=true&force=true", {"ids": [target]})
+    assert r.status == 200 and api.app("/held")["instances"] == 1
+    fake_master.wait_call("KILL", lambda c: c.kill.task_id.value == target, after=n_calls)
+
     assert api.post("/v2/tasks/delete", {"ids": ["web.nope"]}).status == 404
     assert api.post("/v2/tasks/delete", {"ids": []}).status == 422
     assert api.post("/v2/tasks/delete", raw=b"{nope").status == 400

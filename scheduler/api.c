@@ -522,7 +522,8 @@ static int handle_tasks_delete(HttpdRequest *req, void *userdata)
                 if (!list[i])
                         return httpd_respond_error(req, 422, "ids[%zu] is not a string", i);
         }
-        if (scheduler_kill_tasks(a->s, list, n, query_flag(req, "scale"), &d, &res) < 0)
+        if (scheduler_kill_tasks(a->s, list, n, query_flag(req, "scale"), query_flag(req, "force"), &d,
+                                 &res) < 0)
                 return respond_result(req, &res);
         if (*res.deployment_id) /* scale=true: the deployment, even when it is already over */
                 return respond_change(req, 200, &res);

@@ -2090,8 +2090,80 @@ int scheduler_cancel_deployment(Scheduler *s, const char *deployment_id, bool fo
         return 0;
 }
 
-int scheduler_kill_tasks(Scheduler *s, char *const *task_ids, size_t n, bool scale, Deployment **ret,
-                         SchedulerResult *res)
+/* scale=true: one scale change per app of the killed tasks, its count lowered by theirs. */
+static int kill_and_scale(Scheduler *s, char *const *task_ids, size_t n, bool force, Deployment **ret,
+                          SchedulerResult *res)
+{
+        _cleanup_free_ AppChange *changes = calloc(n, sizeof(*changes));
+        _cleanup_free_ bool *marked = calloc(n, sizeof(*marked));
+        size_t n_apps = 0;
+        int r = 0;
+
+        if (!changes || !marked)
+                return -ENOMEM;
+        Hashmap counts = HASHMAP_INIT, tasks = HASHMAP_INIT; /* app id → tasks killed; task ids seen */
+        for (size_t k = 0; k < n && r >= 0; k++) {
+                App *app = state_instance(&s->state, task_ids[k])->app;
+                if (hashmap_get(&tasks, task_ids[k]))
+                        continue; /* named twice */
+                r = hashmap_put(&tasks, task_ids[k], (void *)1, NULL);
+                if (r >= 0)
+                        r = hashmap_put(&counts, app->id,
+                                        (void *)((uintptr_t)hashmap_get(&counts, app->id) + 1), NULL);
+        }
+        size_t it = 0;
+        const char *id;
+        void *v;
+        while (r >= 0 && hashmap_next(&counts, &it, &id, &v)) {
+                App *app = state_app(&s->state, id);
+                _cleanup_(json_decrefp) json_t *j = app_spec_to_json(app->current->spec);
+                JsonErrors errs = { 0 };
+                uint32_t have = app->current->spec->instances, dec = (uint32_t)(uintptr_t)v;
+                if (!j ||
+                    json_object_set_new(j, "instances", json_integer(have > dec ? have - dec : 0)) < 0) {
+                        r = -ENOMEM;
+                        break;
+                }
+                json_object_del(j, "version");
+                r = app_spec_from_json(j, NULL, &changes[n_apps].spec, &errs);
+                if (r >= 0)
+                        n_apps++;
+        }
+        hashmap_done(&counts);
+        hashmap_done(&tasks);
+        /* the killed tasks are the ones the scale-down removes: marked before the deployment plans */
+        for (size_t k = 0; r >= 0 && k < n; k++) {
+                Instance *i = state_instance(&s->state, task_ids[k]);
+                if (!i->kill_sent)
+                        marked[k] = i->kill_sent = true;
+        }
+        if (r >= 0)
+                r = scheduler_apply(s, changes, n_apps, force, ret, res);
+        for (size_t c = 0; c < n_apps; c++)
+                app_spec_free(changes[c].spec); /* NULL once taken over */
+        for (size_t k = 0; k < n; k++) {
+                Instance *i = marked[k] ? state_instance(&s->state, task_ids[k]) : NULL;
+                if (!i)
+                        continue;
+                if (r < 0) {
+                        i->kill_sent = false; /* nothing changed */
+                        continue;
+                }
+                int64_t grace = i->version->spec->task_kill_grace_seconds;
+                i->kill_sent_at = now_s();
+                s->master->ops->kill(s->master, i->task_id, i->agent ? i->agent->id : NULL,
+                                     grace >= 0 ? grace * NSEC_PER_SEC : -1);
+                metrics_counter_inc(s->m_killed);
+                persist_instance(s, i);
+        }
+        if (r < 0 && res->kind == SCHED_ERR_NONE)
+                result_set(res, r == -ENOMEM ? SCHED_ERR_STORE : SCHED_ERR_INVALID,
+                           "cannot lower the instance counts: %s; nothing was changed", strerror(-r));
+        return r;
+}
+
+int scheduler_kill_tasks(Scheduler *s, char *const *task_ids, size_t n, bool scale, bool force,
+                         Deployment **ret, SchedulerResult *res)
 {
         *res = (SchedulerResult){ 0 };
         *ret = NULL;
@@ -2100,46 +2172,8 @@ int scheduler_kill_tasks(Scheduler *s, char *const *task_ids, size_t n, bool sca
                         result_set(res, SCHED_ERR_NOT_FOUND, "Task '%s' does not exist", task_ids[k]);
                         return -ENOENT;
                 }
-        if (scale) {
-                /* lower each app by its killed tasks, as a deployment; the kills come from the planner */
-                for (size_t k = 0; k < n; k++) {
-                        Instance *i = state_instance(&s->state, task_ids[k]);
-                        i->kill_sent = true; /* picked first and not replaced */
-                        i->kill_sent_at = now_s();
-                        s->master->ops->kill(s->master, i->task_id, i->agent ? i->agent->id : NULL, -1);
-                        persist_instance(s, i);
-                }
-                /* scaling apps by their killed count */
-                for (size_t k = 0; k < n; k++) {
-                        Instance *i = state_instance(&s->state, task_ids[k]);
-                        if (!i)
-                                continue;
-                        App *app = i->app;
-                        _cleanup_(json_decrefp) json_t *j = app_spec_to_json(app->current->spec);
-                        uint32_t dec = 0;
-                        for (size_t m = 0; m < n; m++) {
-                                Instance *o = state_instance(&s->state, task_ids[m]);
-                                if (o && o->app == app)
-                                        dec++;
-                        }
-                        uint32_t want = app->current->spec->instances > dec
-                                                ? app->current->spec->instances - dec
-                                                : 0;
-                        JsonErrors errs = { 0 };
-                        AppSpec *spec = NULL;
-                        json_object_set_new(j, "instances", json_integer(want));
-                        json_object_del(j, "version");
-                        if (app_spec_from_json(j, NULL, &spec, &errs) < 0)
-                                continue;
-                        AppChange c = { .spec = spec };
-                        if (scheduler_apply(s, &c, 1, true, ret, res) < 0) {
-                                app_spec_free(c.spec);
-                                return -EIO;
-                        }
-                        break; /* one app per request is what the CLI does; others follow the planner */
-                }
-                return 0;
-        }
+        if (scale)
+                return kill_and_scale(s, task_ids, n, force, ret, res);
         for (size_t k = 0; k < n; k++) {
                 Instance *i = state_instance(&s->state, task_ids[k]);
                 int64_t grace = i->version->spec->task_kill_grace_seconds;

@@ -116,12 +116,14 @@ StepCommand step_command_from_string(const char *s);
 int scheduler_step_command(Scheduler *s, const char *deployment_id, const char *app_id, StepCommand cmd,
                            SchedulerResult *res);
 /* DELETE /v2/deployments/{id}: force stops it; otherwise rolls every step back
- * in a new deployment (*ret). */
+ * in place (*ret: the same deployment). */
 int scheduler_cancel_deployment(Scheduler *s, const char *deployment_id, bool force, Deployment **ret,
                                 SchedulerResult *res);
-/* Kills tasks; with scale, lowers their apps' instance counts too. */
-int scheduler_kill_tasks(Scheduler *s, char *const *task_ids, size_t n, bool scale, Deployment **ret,
-                         SchedulerResult *res);
+/* Kills tasks; with scale, lowers their apps' instance counts too, all apps in
+ * one deployment (*ret) stored before any kill goes out; an app locked by a
+ * deployment is a conflict unless force. */
+int scheduler_kill_tasks(Scheduler *s, char *const *task_ids, size_t n, bool scale, bool force,
+                         Deployment **ret, SchedulerResult *res);
 
 /* Events for subscribers (the API's SSE streams): type and a small JSON payload. */
 typedef void (*scheduler_event_fn)(const char *type, json_t *payload, void *userdata);
