@@ -249,6 +249,46 @@ def test_delete_deployment_rolls_back_or_stops(make_scheduler, fake_master, sim)
     assert before["/two"] <= ids(s.api.tasks("/two"))
 
 
+def test_delete_deployment_rolls_back_deletions_and_scales(make_scheduler, fake_master, sim):
+    """Marathon's rollback reverts every change of the deployment: an app being deleted (or
+    already deleted) comes back with its definition and count, a scale returns to the old count
+    keeping what runs."""
+    add_agents(fake_master, 3)
+    s = make_scheduler().start()
+    fake_master.auto_offer(0.1)
+    gone, keep = app_spec("/gone", 2, cmd="sleep 1003"), app_spec("/keep", 2, cmd="sleep 1004")
+    before = start_apps(s, [gone, keep])
+
+    # deletion still running (kills unanswered): rolled back, the app stays with 2 instances
+    fake_master.set_auto_kill(False)
+    r = s.api.delete("/v2/apps/gone")
+    assert r.status == 200, r
+    dep = r.json["deploymentId"]
+    fake_master.wait_call("KILL", lambda c: c.kill.task_id.value.startswith("gone."))
+    r = s.api.delete(f"/v2/deployments/{dep}")
+    assert r.status == 200 and r.json["deploymentId"] == dep, r
+    assert steps_of(s.api.deployment(dep))["/gone"]["rollback"] is True
+    fake_master.set_auto_kill(True)
+    for t in before["/gone"]:
+        fake_master.send_update(t, "TASK_KILLED")
+    assert s.wait_deployment_done(dep) == "deployment_failed"
+    app = s.api.app("/gone")
+    assert app["instances"] == 2 and app["cmd"] == "sleep 1003"
+    s.wait_tasks("/gone", 2, version=app["version"])
+
+    # a scale in a batch with a held update: rolled back to 2, the instances that ran stay
+    dep, _ = deploy(s, [dict(keep, instances=3), app_spec("/held", 1, labels={SIM_LABEL: "unready"})])
+    s.wait_until(lambda: len(sim.held_of("/held")) == 1, "the held app to run, not ready")
+    s.wait_tasks("/keep", 3)
+    r = s.api.delete(f"/v2/deployments/{dep}")
+    assert r.status == 200, r
+    assert s.wait_deployment_done(dep) == "deployment_failed"
+    app = s.api.app("/keep")
+    assert app["instances"] == 2
+    assert ids(s.wait_tasks("/keep", 2)) == before["/keep"], "scaled back down: the first two stay"
+    assert s.api.get("/v2/apps/held").status == 404, "a new app rolled back is removed"
+
+
 # --------------------------------------------------------------------------
 # Deadlines
 

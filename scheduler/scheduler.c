@@ -840,6 +840,8 @@ static void evaluate_app(Scheduler *s, App *app)
 }
 
 /* Rolls one step back to the version before it (a new step in place). */
+static void adopt_instances(Scheduler *s, App *app, AppVersion *from);
+
 static int rollback_step(Scheduler *s, Deployment *d, DeploymentStep *st, SchedulerResult *res)
 {
         App *app = state_app(&s->state, st->app_id);
@@ -881,14 +883,29 @@ static int rollback_step(Scheduler *s, Deployment *d, DeploymentStep *st, Schedu
                         snprintf(res->message, sizeof(res->message), "store: %s", err.msg);
                         return -EIO;
                 }
+                StepAction was = st->action;
                 if (app && state_app_set_spec(&s->state, app, copy) < 0) {
                         app_spec_free(copy);
                         return -ENOMEM;
                 }
+                if (!app) {
+                        /* a deletion that is over: the rollback creates the app again */
+                        if (state_app_add(&s->state, copy, &app) < 0) {
+                                app_spec_free(copy);
+                                return -ENOMEM;
+                        }
+                        metrics_gauge_add(s->m_apps, 1);
+                        was = STEP_ACTION_START;
+                }
                 AppVersion *old_to = st->to;
-                st->to = app_version_ref(app ? app->current : NULL);
+                st->to = app_version_ref(app->current);
+                if (was == STEP_ACTION_SCALE && old_to) {
+                        /* the same definition with the old count: what runs stays */
+                        adopt_instances(s, app, old_to);
+                        st->action = STEP_ACTION_SCALE;
+                } else
+                        st->action = was == STEP_ACTION_START ? STEP_ACTION_START : STEP_ACTION_RESTART;
                 app_version_unref(old_to);
-                st->action = STEP_ACTION_RESTART;
         }
         st->rollback = true;
         st->state = STEP_WAITING;
@@ -2068,10 +2085,9 @@ int scheduler_cancel_deployment(Scheduler *s, const char *deployment_id, bool fo
         /* roll every step back, in this deployment (its id stays what the operator knows) */
         for (size_t i = 0; i < d->n_steps; i++) {
                 DeploymentStep *st = &d->steps[i];
-                if (st->action == STEP_ACTION_STOP || st->rollback)
+                if (st->rollback)
                         continue;
-                if (!step_state_is_final(st->state) || st->state == STEP_FAILED ||
-                    st->state == STEP_SUCCEEDED) {
+                {
                         r = rollback_step(s, d, st, res);
                         if (r < 0) {
                                 /* the steps rolled back so far stay so */
