@@ -418,6 +418,43 @@ def test_launch_shape_and_the_apps_own_executor(make_scheduler, fake_master, sim
     assert not own.executor.command.uris
 
 
+def test_deployments_and_launches_wait_for_reconciliation_after_a_restart(make_scheduler, fake_master, sim):
+    """After a restart nothing is placed or killed on stored state the master has not
+    confirmed: a scale waits until reconciliation answered, then goes on."""
+    add_agents(fake_master, 2)
+    s = make_scheduler().start()
+    fake_master.auto_offer(0.1)
+    s.api.ok("POST", "/v2/apps", app_spec("/web", 2), status=201)
+    before = {t["id"] for t in s.wait_tasks("/web", 2)}
+    s.kill()
+    fake_master.hold_reconciliation()
+    n_launches, n_calls = len(fake_master.launches), len(fake_master.calls)
+    s.start()
+    fake_master.wait_call("RECONCILE", lambda c: len(c.reconcile.tasks) == 2, after=n_calls)
+    r = s.api.put("/v2/apps/web", app_spec("/web", 3))
+    assert r.status == 200, r
+    dep = r.json["deploymentId"]
+    n_declines = len(fake_master.calls_of("DECLINE"))
+    s.wait_until(lambda: len(fake_master.calls_of("DECLINE")) >= n_declines + 3, "three offer rounds declined")
+    assert len(fake_master.launches) == n_launches, "launched before the master confirmed what runs"
+    assert {a["appId"]: a for a in s.api.deployment(dep)["apps"]}["/web"]["state"] == "waiting"
+    fake_master.hold_reconciliation(False)
+    fake_master.wait_launch(1, after=n_launches, timeout=10)
+    assert s.wait_deployment_done(dep) == "deployment_success"
+    assert before < {t["id"] for t in s.wait_tasks("/web", 3)}
+
+
+def test_periodic_implicit_reconciliation(make_scheduler, fake_master):
+    s = make_scheduler().start(["--reconcile-interval=1secs"])
+    sub = fake_master.wait_subscribed(1)
+    n = len(fake_master.calls)
+    first = fake_master.wait_call("RECONCILE", lambda c: not c.reconcile.tasks, after=n, timeout=5)
+    after_first = next(k for k, c in enumerate(fake_master.calls) if c is first) + 1
+    nxt = fake_master.wait_call("RECONCILE", lambda c: not c.reconcile.tasks, after=after_first, timeout=5)
+    assert 0.8 <= nxt.time - first.time <= 3, "every --reconcile-interval"
+    assert sub is not None and s.metrics()["pacer_stray_tasks_killed_total"] == 0
+
+
 def test_failed_task_relaunched_after_backoff(make_scheduler, fake_master, sim):
     add_agents(fake_master, 1)
     s = make_scheduler().start()

@@ -80,7 +80,7 @@ int main(int argc, char **argv)
         const char *principal = NULL;
         int64_t failover_ns = 7LL * 24 * 3600 * NSEC_PER_SEC, step_deadline_ns = 10LL * 60 * NSEC_PER_SEC;
         int64_t crash_window_ns = 5LL * 60 * NSEC_PER_SEC, crash_failures = 5, store_max_pages = 0;
-        int64_t unreachable_ns = 0;
+        int64_t unreachable_ns = 0, reconcile_ns = 15LL * 60 * NSEC_PER_SEC;
         int64_t local_port_begin = 31000, local_port_end = 32000;
         double executor_cpus = 0.01, executor_mem = 32, executor_disk = 0, local_cpus = 0, local_mem = 0;
         bool checkpoint = true, auto_rollback = false;
@@ -144,6 +144,10 @@ int main(int argc, char **argv)
                   "replaced; it is killed if it comes back. 0 = at once, as Marathon's default "
                   "unreachableStrategy.",
                   NULL, 0, 7LL * 24 * 3600 * NSEC_PER_SEC },
+                { "reconcile-interval", FLAG_DURATION, &reconcile_ns, "PACER_RECONCILE_INTERVAL",
+                  "How often to ask the master for every task it runs for this framework (implicit "
+                  "reconciliation: tasks it has that Pacer does not know are killed).",
+                  NULL, NSEC_PER_SEC, 7LL * 24 * 3600 * NSEC_PER_SEC },
                 { "auto-rollback", FLAG_BOOL, &auto_rollback, "PACER_AUTO_ROLLBACK",
                   "Roll a failed deployment step back to the app's previous version.", NULL, 0, 0 },
                 { "crash-loop-failures", FLAG_INT64, &crash_failures, "PACER_CRASH_LOOP_FAILURES",
@@ -273,6 +277,7 @@ int main(int argc, char **argv)
                 .crash_loop_failures = (uint32_t)crash_failures,
                 .crash_loop_window_ns = crash_window_ns,
                 .unreachable_expunge_ns = unreachable_ns,
+                .reconcile_interval_s = (double)reconcile_ns / NSEC_PER_SEC,
                 .consul_description = consul_desc,
         };
 

@@ -63,6 +63,8 @@ struct Scheduler {
         ev_timer tick;
         ev_timer revive_timer; /* a REVIVE held back by REVIVE_MIN_INTERVAL_S goes out when it ends */
         ev_timer reconcile_timer;
+        size_t n_unreconciled; /* known tasks the master has not answered for since we subscribed */
+        bool reconciling;      /* deployments and launches wait until it answered (or RECONCILE_RETRY_S) */
         double reconcile_retry_s;
         bool suppressed;
         bool filtered; /* offers were declined with a filter since the last REVIVE */
@@ -81,6 +83,7 @@ struct Scheduler {
 };
 
 static void evaluate_app(Scheduler *s, App *app);
+static void reconciled(Scheduler *s, const char *why);
 static void want_offers(Scheduler *s);
 static void reap_deployments(Scheduler *s);
 
@@ -120,6 +123,8 @@ static void persist_instance(Scheduler *s, const Instance *i)
 static void forget_instance(Scheduler *s, Instance *i)
 {
         PacerError err;
+        if (s->reconciling && !i->reconciled && s->n_unreconciled > 0)
+                s->n_unreconciled--;
         if (store_delete(s->store, STORE_KIND_INSTANCE, i->task_id, &err) < 0)
                 log_error_s(i->task_id, "cannot queue the instance deletion: %s", err.msg);
         state_instance_remove(&s->state, i);
@@ -802,8 +807,8 @@ static const DeploymentStep *dep_given_up(Deployment *d, const DeploymentStep *s
 
 static void advance_deployment(Scheduler *s, Deployment *d)
 {
-        if (d->finished)
-                return;
+        if (d->finished || s->reconciling)
+                return; /* after a (re)subscription: first learn what runs */
         for (size_t i = 0; i < d->n_steps; i++) {
                 DeploymentStep *st = &d->steps[i];
                 const DeploymentStep *dep = st->state == STEP_WAITING ? dep_given_up(d, st) : NULL;
@@ -1088,6 +1093,15 @@ static void handle_offers(Scheduler *s, const Mesos__V1__Scheduler__Event__Offer
 
         metrics_counter_add(s->m_offers, n_offers);
         s->last_offers = now_s();
+        if (s->reconciling) {
+                /* nothing is placed on a state the master has not confirmed yet */
+                _cleanup_free_ char **ids = calloc(n_offers + 1, sizeof(*ids));
+                for (size_t o = 0; ids && o < n_offers; o++)
+                        ids[o] = ev->offers[o]->id->value;
+                if (ids)
+                        s->master->ops->decline(s->master, ids, n_offers, 1.0);
+                return;
+        }
         for (size_t o = 0; o < n_offers; o++) {
                 const Mesos__V1__Offer *of = ev->offers[o];
                 if (of->agent_id && of->agent_id->value)
@@ -1329,7 +1343,11 @@ static void handle_update(Scheduler *s, const TaskStatus *st)
                 return;
         }
         app = i->app;
-        i->reconciled = true;
+        if (!i->reconciled) {
+                i->reconciled = true;
+                if (s->reconciling && s->n_unreconciled > 0)
+                        s->n_unreconciled--; /* the gate opens once the update is handled (on_event) */
+        }
         if (st->has_reason && st->reason == MESOS__V1__TASK_STATUS__REASON__REASON_RECONCILIATION &&
             st->state == i->state && !st->has_data) {
                 queue_ack(s, st);
@@ -1405,6 +1423,27 @@ static void handle_update(Scheduler *s, const TaskStatus *st)
 
 /* ---- reconciliation ---- */
 
+/* The gate after a (re)subscription opens: deployments resume and launches go out. */
+static void reconciled(Scheduler *s, const char *why)
+{
+        AppVersion *v;
+        const char *k;
+        void *a;
+        size_t it = 0;
+
+        s->reconciling = false;
+        log_info("reconciled (%s): deployments resume", why);
+        for (Deployment *d = s->deployments, *next; d; d = next) {
+                next = d->next;
+                advance_deployment(s, d);
+        }
+        while (hashmap_next(&s->state.apps, &it, &k, &a))
+                if (launch_demand(s, a, &v) > 0) {
+                        want_offers(s);
+                        break;
+                }
+}
+
 static void reconcile_all(Scheduler *s, bool only_unconfirmed)
 {
         char *ids[RECONCILE_BATCH], *agents[RECONCILE_BATCH];
@@ -1442,6 +1481,12 @@ static void on_reconcile_timer(struct ev_loop *loop, ev_timer *w, int revents)
 
         if (!s->subscribed)
                 return;
+        if (s->reconciling) {
+                char why[96];
+                snprintf(why, sizeof(why), "%zu known tasks still unanswered after %.0fs; going on",
+                         s->n_unreconciled, RECONCILE_RETRY_S);
+                reconciled(s, why);
+        }
         while (hashmap_next(&s->state.instances, &it, &k, &v))
                 if (!((Instance *)v)->reconciled) {
                         unconfirmed = true;
@@ -1483,10 +1528,16 @@ static void on_subscribed(const char *framework_id, void *userdata)
         }
         while (hashmap_next(&s->state.instances, &it, &k, &v))
                 ((Instance *)v)->reconciled = false;
+        s->n_unreconciled = hashmap_count(&s->state.instances);
+        s->reconciling = s->n_unreconciled > 0;
+        if (s->reconciling)
+                log_info("deployments and launches wait until the master has answered for the %zu known "
+                         "tasks",
+                         s->n_unreconciled);
         reconcile_all(s, false);
         /* implicit reconciliation: the master reports every task it knows, strays included */
         s->master->ops->reconcile(s->master, NULL, NULL, 0);
-        s->reconcile_retry_s = RECONCILE_RETRY_S;
+        s->reconcile_retry_s = MIN(RECONCILE_RETRY_S, s->cfg.reconcile_interval_s);
         ev_timer_stop(s->loop, &s->reconcile_timer);
         ev_timer_set(&s->reconcile_timer, s->reconcile_retry_s, 0.);
         ev_timer_start(s->loop, &s->reconcile_timer);
@@ -1531,6 +1582,8 @@ static void on_event(const Mesos__V1__Scheduler__Event *ev, void *userdata)
         case MESOS__V1__SCHEDULER__EVENT__TYPE__UPDATE:
                 if (ev->update && ev->update->status)
                         handle_update(s, ev->update->status);
+                if (s->reconciling && s->n_unreconciled == 0)
+                        reconciled(s, "the master answered for every known task");
                 break;
         case MESOS__V1__SCHEDULER__EVENT__TYPE__RESCIND:
                 break; /* offers are used or declined at once: nothing held */
@@ -1562,7 +1615,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
         void *v;
         size_t it = 0;
 
-        for (Deployment *d = s->deployments, *next; d; d = next) {
+        for (Deployment *d = s->reconciling ? NULL : s->deployments, *next; d; d = next) {
                 next = d->next;
                 for (size_t i = 0; i < d->n_steps; i++) {
                         DeploymentStep *st = &d->steps[i];

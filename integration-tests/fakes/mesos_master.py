@@ -919,6 +919,7 @@ class FakeMaster:
         self._master_id = str(uuidlib.uuid4())
         self._leader = True  # True: leading; else ("host", port) to redirect to, or None: no leader
         self._recovering = False
+        self._held_reconciles = None  # a list while reconciliation answers are held back
         self._heartbeat_interval = float(heartbeat_interval)
         self._heartbeats = heartbeats
         self._heartbeats_paused = False
@@ -1189,6 +1190,19 @@ class FakeMaster:
             agent.template = mesos_pb2.Offer.FromString(offer.SerializePartialToString())
             agent.state = state
         return agent.id
+
+    def hold_reconciliation(self, hold=True):
+        """While held, RECONCILE calls are accepted and recorded but answered only when released
+        (a master slow to answer, or whose agents have not re-registered yet)."""
+        with self._cond:
+            if hold:
+                if self._held_reconciles is None:
+                    self._held_reconciles = []
+                return
+            held, self._held_reconciles = self._held_reconciles or [], None
+            for fw, reconcile in held:
+                self._reconcile_locked(fw, reconcile)
+            self._cond.notify_all()
 
     def set_agent_state(self, agent_id, state):
         """"registered", "recovering" (after a master failover, not yet
@@ -1782,7 +1796,10 @@ class FakeMaster:
         elif t == Call.ACKNOWLEDGE:
             self._acknowledge_locked(fw, call.acknowledge)
         elif t == Call.RECONCILE:
-            self._reconcile_locked(fw, call.reconcile)
+            if self._held_reconciles is not None:
+                self._held_reconciles.append((fw, call.reconcile))
+            else:
+                self._reconcile_locked(fw, call.reconcile)
         # SHUTDOWN, MESSAGE, REQUEST: recorded only (no executors to reach).
         self._cond.notify_all()
 
