@@ -986,21 +986,32 @@ static enum MHD_Result server_handler(void *cls, struct MHD_Connection *conn, co
         return queue_text(conn, 404, "no such path", NULL);
 }
 
-static void server_start(Server *srv)
+/* cert and key: PEM text for a TLS server, NULL for plain HTTP. */
+static void server_start_with(Server *srv, const char *cert, const char *key)
 {
         struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
         const union MHD_DaemonInfo *info;
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME;
 
         *srv = (Server){ 0 };
         assert_int_equal(pthread_mutex_init(&srv->lock, NULL), 0);
         assert_int_equal(pipe2(srv->notify, O_NONBLOCK | O_CLOEXEC), 0);
-        srv->daemon = MHD_start_daemon(
-                MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_ALLOW_SUSPEND_RESUME, 0, NULL, NULL,
-                server_handler, srv, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_END);
+        if (cert)
+                srv->daemon = MHD_start_daemon(flags | MHD_USE_TLS, 0, NULL, NULL, server_handler, srv,
+                                               MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_HTTPS_MEM_CERT, cert,
+                                               MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_END);
+        else
+                srv->daemon = MHD_start_daemon(flags, 0, NULL, NULL, server_handler, srv,
+                                               MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_END);
         assert_non_null(srv->daemon);
         info = MHD_get_daemon_info(srv->daemon, MHD_DAEMON_INFO_BIND_PORT);
         assert_non_null(info);
         srv->port = info->port;
+}
+
+static void server_start(Server *srv)
+{
+        server_start_with(srv, NULL, NULL);
 }
 
 static void server_stop(Server *srv)
@@ -1258,6 +1269,67 @@ static void test_http_statuses(void **state)
         assert_false(p.results[0].passed);
         assert_string_equal(p.results[0].output, "HTTP 200");
         check_spec_done(&spec);
+}
+
+/* A self-signed certificate for 127.0.0.1 made by the openssl tool into dir: its PEM texts. */
+static void make_certificate(const char *dir, char **cert, char **key)
+{
+        char cmd[512], path[128];
+        FILE *fp;
+
+        snprintf(cmd, sizeof(cmd),
+                 "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=pacer-test -keyout %s/key.pem "
+                 "-out %s/cert.pem >/dev/null 2>&1",
+                 dir, dir);
+        assert_int_equal(system(cmd), 0);
+        for (int k = 0; k < 2; k++) {
+                char **out = k ? key : cert;
+                long n;
+                snprintf(path, sizeof(path), "%s/%s.pem", dir, k ? "key" : "cert");
+                fp = fopen(path, "re");
+                assert_non_null(fp);
+                fseek(fp, 0, SEEK_END);
+                n = ftell(fp);
+                rewind(fp);
+                *out = calloc(1, (size_t)n + 1);
+                assert_non_null(*out);
+                assert_int_equal(fread(*out, 1, (size_t)n, fp), (size_t)n);
+                fclose(fp);
+                unlink(path);
+        }
+}
+
+/* HTTPS checks speak TLS and do not verify the task's certificate (as Mesos's curl -k): a
+ * self-signed one passes; the same server probed over plain HTTP fails, and so does an HTTPS
+ * probe of a plain HTTP server. */
+static void test_https_unverified_certificate(void **state)
+{
+        Fixture *f = *state;
+        _cleanup_free_ char *cert = NULL, *key = NULL;
+        Server tls;
+        Probe p = { 0 };
+        CheckSpec spec;
+
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+                skip(); /* libmicrohttpd without TLS: nothing to probe */
+        make_certificate(f->dir, &cert, &key);
+        server_start_with(&tls, cert, key);
+
+        spec = fast_spec(CHECK_TYPE_HTTPS, tls.port, "/ok");
+        run_probes(f, &spec, &p, 1);
+        assert_true(p.results[0].passed);
+        assert_string_equal(p.results[0].output, "HTTP 200");
+
+        p = (Probe){ 0 };
+        spec = fast_spec(CHECK_TYPE_HTTP, tls.port, "/ok");
+        run_probes(f, &spec, &p, 1);
+        assert_false(p.results[0].passed);
+
+        p = (Probe){ 0 };
+        spec = fast_spec(CHECK_TYPE_HTTPS, f->srv.port, "/ok");
+        run_probes(f, &spec, &p, 1);
+        assert_false(p.results[0].passed);
+        server_stop(&tls);
 }
 
 static void test_http_timeout(void **state)
@@ -1668,6 +1740,7 @@ int main(void)
                 cmocka_unit_test_setup_teardown(test_http_statuses, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_http_timeout, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_http_refused, setup, teardown),
+                cmocka_unit_test_setup_teardown(test_https_unverified_certificate, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_http_free_in_callback, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_stop_in_flight, setup, teardown),
                 cmocka_unit_test_setup_teardown(test_delay, setup, teardown),

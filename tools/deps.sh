@@ -11,10 +11,11 @@ BUILD_PKGS="gcc make cmake pkg-config
 
 # Tests: cmocka for unit tests, pytest and protobuf (with protoc to generate the
 # Python modules from proto/) for integration tests, clang-format-14 for the style
-# check, xz to unpack ../shared/ext, procps for the process checks. The
+# check, xz to unpack ../shared/ext, procps for the process checks, openssl for
+# the HTTPS check test's certificate. The
 # relocatable Mesos build carries its own libraries.
 TEST_PKGS="libcmocka-dev python3 python3-pytest python3-protobuf protobuf-compiler
-        python3-msgpack clang-format-14 xz-utils procps curl"
+        python3-msgpack clang-format-14 xz-utils procps curl openssl"
 
 want=""
 case "${1:-all}" in
