@@ -6,15 +6,18 @@ and what the API answers. Waits are on the fake master's Conditions and on the
 scheduler's /v2/events stream (recorded into the Timeline), never on sleeps.
 """
 
+import json
+import os
 import signal
 import socket
 import sqlite3
+import subprocess
 import time
 
 import pytest
 
 from fakes.mesos_master import FakeMaster, make_offer
-from harness import wait_for
+from harness import find_binary, wait_for
 from scheduler_support import (CRASH_MESSAGE, SIM_LABEL, add_agents, app_spec, killed_since, launches_of,  # noqa: F401
                                make_scheduler, of_app, sim, task_ready)
 
@@ -453,6 +456,50 @@ def test_periodic_implicit_reconciliation(make_scheduler, fake_master):
     nxt = fake_master.wait_call("RECONCILE", lambda c: not c.reconcile.tasks, after=after_first, timeout=5)
     assert 0.8 <= nxt.time - first.time <= 3, "every --reconcile-interval"
     assert sub is not None and s.metrics()["pacer_stray_tasks_killed_total"] == 0
+
+
+def test_pacerctl_against_the_real_scheduler(make_scheduler, fake_master, sim, tmp_path):
+    """pacerctl's commands on pacer-scheduler itself (its own tests use an API double): deploy,
+    scale, restart, a held deployment rolled back per app and whole, delete; exit codes say how
+    each deployment ended."""
+    add_agents(fake_master, 3)
+    s = make_scheduler().start()
+    fake_master.auto_offer(0.1)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PACER_")}
+    env.update(PACER_URL=f"http://127.0.0.1:{s.api.port}", NO_COLOR="1")
+
+    def ctl(*args, ok=True):
+        p = subprocess.run([str(find_binary("pacerctl")), *args], env=env, capture_output=True, text=True,
+                           timeout=60)
+        assert (p.returncode == 0) == ok, (args, p.returncode, p.stdout, p.stderr)
+        return p
+
+    spec = tmp_path / "web.json"
+    spec.write_text(json.dumps(app_spec("/web", 2)))
+    ctl("deploy", str(spec))
+    assert len(s.wait_tasks("/web", 2)) == 2
+    ctl("scale", "/web", "3")
+    first = {t["id"] for t in s.wait_tasks("/web", 3)}
+    ctl("restart", "/web")
+    assert not first & {t["id"] for t in s.wait_tasks("/web", 3)}, "restart replaced every instance"
+    assert "/web" in ctl("apps").stdout and len(json.loads(ctl("tasks", "/web", "--json").stdout)["tasks"]) == 3
+
+    # a held update: rolled back for that app, then the whole deployment of another one
+    spec.write_text(json.dumps(app_spec("/web", 3, cmd="sleep 2000", labels={SIM_LABEL: "unready"})))
+    dep = json.loads(ctl("deploy", str(spec), "--no-wait", "--json").stdout)["deploymentId"]
+    assert dep in ctl("deployments").stdout
+    ctl("deployment", "rollback", dep, "/web")
+    assert s.wait_deployment_done(dep) == "deployment_failed"
+    assert s.api.app("/web")["cmd"] == "sleep 1000"
+    spec.write_text(json.dumps(app_spec("/web", 3, cmd="sleep 3000", labels={SIM_LABEL: "unready"})))
+    dep = json.loads(ctl("deploy", str(spec), "--no-wait", "--json").stdout)["deploymentId"]
+    assert "in place" in ctl("deployment", "rollback", dep).stdout
+    assert s.wait_deployment_done(dep) == "deployment_failed"
+    assert s.api.app("/web")["cmd"] == "sleep 1000"
+
+    ctl("delete", "/web")
+    assert s.api.get("/v2/apps/web").status == 404
+    assert ctl("scale", "/web", "1", ok=False).returncode == 1
 
 
 def test_failed_task_relaunched_after_backoff(make_scheduler, fake_master, sim):
