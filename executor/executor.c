@@ -443,7 +443,6 @@ static void start_ack_wait(Executor *e)
         ev_timer_start(e->loop, &e->ack_timer);
 }
 
-/* The terminal update for the way the task ended. */
 /* What escaped the task's process group (setsid) comes back to the executor, a
  * child subreaper, when its parent dies, and is killed then. Each kill can
  * orphan more: sweep until SWEEPS_EMPTY sweeps in a row find nothing. */
@@ -460,6 +459,7 @@ static void on_sweep_timer(struct ev_loop *loop, ev_timer *w, int revents)
                 ev_timer_stop(loop, w);
 }
 
+/* The terminal update for the way the task ended. */
 static void task_finish(Executor *e, Task *t)
 {
         char how[128];
