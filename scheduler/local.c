@@ -32,6 +32,8 @@
 #define DEFAULT_PATH           "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define FRAMEWORK_NAME_DEFAULT "pacer"
 #define EXECUTOR_LOG           "executor.log"
+#define EXECUTOR_LOG_MAX       (16 * 1024 * 1024) /* then rotated once (executor.log.1) */
+#define EXECUTOR_LOG_CHECK_S   10.0
 #define STATE_FILE_NAME        "executors.json"
 #define STATE_VERSION          1
 /* An executor that has not subscribed after this is destroyed (the agent's
@@ -176,6 +178,7 @@ struct LocalMaster {
         QueuedEvent *q_head, *q_tail;
         ev_timer deliver_timer;
         ev_timer offer_timer;
+        ev_timer log_timer; /* keeps every executor.log under EXECUTOR_LOG_MAX */
 };
 
 #define LM(b) ((LocalMaster *)(b))
@@ -2393,6 +2396,53 @@ static void on_offer_timer(struct ev_loop *loop, ev_timer *w, int revents)
         allocate(w->data);
 }
 
+int local_log_rotate(const char *path, off_t max)
+{
+        _cleanup_free_ char *old = NULL;
+        _cleanup_close_ int in = -1, out = -1;
+        struct stat st;
+
+        if (stat(path, &st) < 0)
+                return errno == ENOENT ? 0 : negative_errno();
+        if (st.st_size <= max)
+                return 0;
+        if (asprintf(&old, "%s.1", path) < 0)
+                return -ENOMEM;
+        in = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        out = open(old, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOCTTY, 0644);
+        if (in < 0 || out < 0)
+                return negative_errno();
+        for (off_t left = st.st_size; left > 0;) {
+                ssize_t n = copy_file_range(in, NULL, out, NULL, (size_t)left, 0);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? negative_errno() : -EIO;
+                left -= n;
+        }
+        return truncate(path, 0) < 0 ? negative_errno() : 1;
+}
+
+static void on_log_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+        LocalMaster *m = w->data;
+        char path[PATH_MAX];
+        const char *k;
+        void *v;
+        size_t it = 0;
+
+        while (hashmap_next(&m->executors, &it, &k, &v)) {
+                LocalExecutor *e = v;
+                int r;
+                if (!e->sandbox)
+                        continue;
+                snprintf(path, sizeof(path), "%s/" EXECUTOR_LOG, e->sandbox);
+                r = local_log_rotate(path, EXECUTOR_LOG_MAX);
+                if (r < 0)
+                        log_warn("local master: cannot rotate %s: %s", path, strerror(-r));
+        }
+}
+
 static void allocate_soon(LocalMaster *m)
 {
         if (!m->subscribed)
@@ -3001,6 +3051,7 @@ static Master *lm_free(Master *base)
                 return NULL;
         ev_timer_stop(m->loop, &m->deliver_timer);
         ev_timer_stop(m->loop, &m->offer_timer);
+        ev_timer_stop(m->loop, &m->log_timer);
         /* no callback of the server may find a freed executor */
         while (hashmap_next(&m->executors, &it, &k, &v)) {
                 LocalExecutor *e = v;
@@ -3212,6 +3263,9 @@ int master_local_new(struct ev_loop *loop, HttpClient *http, const LocalOptions 
         m->deliver_timer.data = m;
         ev_timer_init(&m->offer_timer, on_offer_timer, 0., m->offer_interval_s);
         m->offer_timer.data = m;
+        ev_timer_init(&m->log_timer, on_log_timer, EXECUTOR_LOG_CHECK_S, EXECUTOR_LOG_CHECK_S);
+        m->log_timer.data = m;
+        ev_timer_start(loop, &m->log_timer);
         uuid_string(run);
         snprintf(m->run_id, sizeof(m->run_id), "%s", run);
         if (read_small_file("/proc/sys/kernel/random/boot_id", m->boot_id, sizeof(m->boot_id)) > 0)

@@ -164,3 +164,9 @@ typedef struct LocalProcStat {
 int local_proc_stat_parse(const char *text, LocalProcStat *ret);
 /* MemTotal of /proc/meminfo, in MB. */
 int local_meminfo_total_mb(const char *text, double *ret);
+/* Keeps a log that another process appends to (O_APPEND) under max bytes: past
+ * it, its content is copied to "<path>.1" (replacing the older copy) and the
+ * file truncated, so the writer goes on at its start. Lines written between
+ * the copy and the truncation are lost (logrotate's copytruncate). Returns 1
+ * when rotated, 0 when under max or absent, or a negative errno. */
+int local_log_rotate(const char *path, off_t max);

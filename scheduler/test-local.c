@@ -1782,10 +1782,53 @@ static void test_restart_kills_leftovers(void **state)
         sched_done(&s);
 }
 
+/* executor.log is kept bounded: past the cap its content moves to executor.log.1 (replacing an
+ * older one) and the writer, appending, goes on at the start of the file. */
+static void test_log_rotate(void **state)
+{
+        char dir[] = "/tmp/test-local-log-XXXXXX", path[64], old[72], buf[64] = "";
+        int fd, in;
+
+        assert_non_null(mkdtemp(dir));
+        snprintf(path, sizeof(path), "%s/executor.log", dir);
+        snprintf(old, sizeof(old), "%s.1", path);
+        assert_int_equal(local_log_rotate(path, 10), 0); /* absent */
+        fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "0123456789", 10), 10);
+        assert_int_equal(local_log_rotate(path, 10), 0); /* at the cap: kept */
+        assert_int_equal(write(fd, "abc", 3), 3);
+        assert_int_equal(local_log_rotate(path, 10), 1);
+        in = open(old, O_RDONLY | O_CLOEXEC);
+        assert_true(in >= 0);
+        assert_int_equal(read(in, buf, sizeof(buf) - 1), 13);
+        assert_string_equal(buf, "0123456789abc");
+        close(in);
+        /* the writer goes on at the start */
+        assert_int_equal(write(fd, "next", 4), 4);
+        in = open(path, O_RDONLY | O_CLOEXEC);
+        memset(buf, 0, sizeof(buf));
+        assert_int_equal(read(in, buf, sizeof(buf) - 1), 4);
+        assert_string_equal(buf, "next");
+        close(in);
+        /* rotated again: the older copy is replaced, not appended to */
+        assert_int_equal(write(fd, "0123456789", 10), 10);
+        assert_int_equal(local_log_rotate(path, 10), 1);
+        in = open(old, O_RDONLY | O_CLOEXEC);
+        memset(buf, 0, sizeof(buf));
+        assert_int_equal(read(in, buf, sizeof(buf) - 1), 14);
+        close(in);
+        close(fd);
+        unlink(old);
+        unlink(path);
+        rmdir(dir);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_usage_parse),
+                cmocka_unit_test(test_log_rotate),
                 cmocka_unit_test(test_usage_parse_errors),
                 cmocka_unit_test(test_pool),
                 cmocka_unit_test(test_usage_subset_add),
