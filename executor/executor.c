@@ -147,7 +147,9 @@ static void send_status(Executor *e, const char *task_id, TaskState state, Task 
                         const char *fmt, ...) _printf_(7, 8);
 
 /* Sends an update. reason < 0: none; healthy < 0: unset. The status record
- * rides along when t is given. */
+ * rides along on every update: t's, or for a task this executor does not run
+ * (a second task, a refused LAUNCH_GROUP) one saying nothing is registered,
+ * with the message as its error. */
 static void send_status(Executor *e, const char *task_id, TaskState state, Task *t, int reason, int healthy,
                         const char *fmt, ...)
 {
@@ -182,13 +184,18 @@ static void send_status(Executor *e, const char *task_id, TaskState state, Task 
                 aid.value = e->cfg->agent_id;
                 st.agent_id = &aid;
         }
-        if (t) {
+        StatusRecord none;
+        if (t)
                 refresh_record(t);
-                if (status_record_encode(&t->record, record, sizeof(record), &rlen) >= 0) {
-                        st.has_data = true;
-                        st.data.data = record;
-                        st.data.len = rlen;
-                }
+        else {
+                status_record_init(&none);
+                none.registration = REGISTRATION_OFF;
+                snprintf(none.last_error, sizeof(none.last_error), "%s", message);
+        }
+        if (status_record_encode(t ? &t->record : &none, record, sizeof(record), &rlen) >= 0) {
+                st.has_data = true;
+                st.data.data = record;
+                st.data.len = rlen;
         }
         r = agent_link_send_status(e->link, &st);
         if (r < 0)

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from fakes.mesos_agent import Event, make_task
+from fakes.mesos_master import parse_status_record
 from harness import WaitTimeout, descendants, pid_alive, proc_info, wait_for
 
 TERMINAL = {"TASK_FINISHED", "TASK_FAILED", "TASK_KILLED", "TASK_ERROR", "TASK_LOST"}
@@ -350,6 +351,10 @@ def test_duplicate_launch_ignored_second_task_rejected(fake_agent, executor_bin)
     fake_agent.send_launch(make_task("T2", cmd="true"))
     err = fake_agent.wait_state("T2", "TASK_ERROR")
     assert "one task per executor" in err.message
+    # the status record rides on every update: nothing registered for T2, and why
+    rec = parse_status_record(err.status.data)
+    assert rec["registration"] == "off" and rec["registered"] is False
+    assert "one task per executor" in rec["error"]
     assert fake_agent.states("T1") == ["TASK_STARTING", "TASK_RUNNING"]
     # logged before T2's error went out, but read from the pipe by another thread
     ex.wait_output("duplicate LAUNCH", stream="stderr")
