@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "task.h"
 
-#include <dirent.h>
 #include <ev.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -19,6 +18,7 @@
 #include "log.h"
 #include "macro.h"
 #include "output.h"
+#include "proc.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -378,49 +378,15 @@ int task_process_spawn(struct ev_loop *loop, const TaskSpawnOptions *o, const Ta
         return 0;
 }
 
-/* The parent pid in /proc/<pid>/stat ("pid (comm) state ppid ..."; comm may hold spaces and
- * parentheses), or -1; also -1 for a process already dead (a zombie waiting to be reaped). */
-static pid_t live_parent_of(const char *pid)
+/* The executor's children but the guard. */
+static bool orphan(pid_t pid, const ProcStat *st, void *userdata)
 {
-        char path[64], buf[512];
-        const char *p;
-        ssize_t n;
-        int fd;
-
-        snprintf(path, sizeof(path), "/proc/%s/stat", pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -1;
-        n = read(fd, buf, sizeof(buf) - 1);
-        close(fd);
-        if (n <= 0)
-                return -1;
-        buf[n] = 0;
-        p = strrchr(buf, ')');
-        if (!p || strlen(p) < 5 || p[2] == 'Z' || p[2] == 'X')
-                return -1;
-        return (pid_t)strtol(p + 4, NULL, 10); /* ") S ppid" */
+        return st->ppid == getpid() && pid != guard_pid();
 }
 
 size_t task_kill_orphans(void)
 {
-        pid_t self = getpid(), guard = guard_pid();
-        struct dirent *de;
-        size_t n = 0;
-        DIR *d = opendir("/proc");
-
-        if (!d)
-                return 0;
-        while ((de = readdir(d))) {
-                char *end;
-                long pid = strtol(de->d_name, &end, 10);
-                if (*end || pid <= 0 || pid == self || pid == guard || live_parent_of(de->d_name) != self)
-                        continue;
-                if (kill((pid_t)pid, SIGKILL) == 0)
-                        n++;
-        }
-        closedir(d);
-        return n;
+        return proc_kill_picked(orphan, NULL);
 }
 
 int task_process_signal(TaskProcess *p, int sig)

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "local.h"
 
-#include <dirent.h>
 #include <ev.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -25,6 +24,7 @@
 #include "httpd.h"
 #include "json.h"
 #include "log.h"
+#include "proc.h"
 #include "recordio.h"
 
 #define CONTENT_TYPE_PROTOBUF  "application/x-protobuf"
@@ -204,12 +204,6 @@ static void uuid_string(char *buf)
 }
 
 /* Reads a small file whole (NUL-terminated); -EFBIG when it does not fit. */
-static void closedirp(DIR **d)
-{
-        if (*d)
-                closedir(*d);
-}
-
 static ssize_t read_small_file(const char *path, char *buf, size_t size)
 {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -891,25 +885,6 @@ int local_executor_environment(const ExecutorInfo *ei, const LocalExecutorContex
 
 /* ---- /proc ---- */
 
-int local_proc_stat_parse(const char *text, LocalProcStat *ret)
-{
-        const char *p = strrchr(text, ')');
-        LocalProcStat st = { 0 };
-        int ppid, pgrp, session;
-
-        /* the command name in parentheses may hold anything, ')' and spaces included */
-        if (!p)
-                return -EBADMSG;
-        if (sscanf(p + 1, " %c %d %d %d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-                   &st.state, &ppid, &pgrp, &session, &st.start_time) != 5)
-                return -EBADMSG;
-        st.ppid = ppid;
-        st.pgrp = pgrp;
-        st.session = session;
-        *ret = st;
-        return 0;
-}
-
 int local_meminfo_total_mb(const char *text, double *ret)
 {
         const char *p = strstr(text, "MemTotal:");
@@ -923,44 +898,18 @@ int local_meminfo_total_mb(const char *text, double *ret)
         return 0;
 }
 
-static int proc_stat(pid_t pid, LocalProcStat *ret)
-{
-        char path[64], buf[PROC_FILE_MAX];
-        ssize_t n;
-
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-        n = read_small_file(path, buf, sizeof(buf));
-        if (n < 0)
-                return (int)n;
-        return local_proc_stat_parse(buf, ret);
-}
-
 /* SIGKILLs every process of session sid (what an executor and its tasks leave behind: the executor
  * starts its own session, its tasks their own process groups within it). */
+static bool in_session(pid_t pid, const ProcStat *st, void *userdata)
+{
+        return pid > 1 && st->session == *(pid_t *)userdata;
+}
+
 static unsigned sweep_session(pid_t sid)
 {
-        _cleanup_(closedirp) DIR *d = NULL;
-        struct dirent *de;
-        unsigned n = 0;
-
         if (sid <= 1 || sid == getsid(0))
                 return 0;
-        d = opendir("/proc");
-        if (!d)
-                return 0;
-        while ((de = readdir(d))) {
-                char *end;
-                long pid = strtol(de->d_name, &end, 10);
-                LocalProcStat st;
-
-                if (*end || pid <= 1 || pid == getpid())
-                        continue;
-                if (proc_stat((pid_t)pid, &st) < 0 || st.session != sid || st.state == 'Z')
-                        continue;
-                if (kill((pid_t)pid, SIGKILL) == 0)
-                        n++;
-        }
-        return n;
+        return (unsigned)proc_kill_picked(in_session, &sid);
 }
 
 /* Waits (bounded) for processes that are not our children to be gone. */
@@ -1789,8 +1738,8 @@ static int exec_spawn(LocalMaster *m, LocalExecutor *e, const ExecutorInfo *ei, 
                 goto out;
         }
         e->pid = pid;
-        LocalProcStat st;
-        if (proc_stat(pid, &st) >= 0)
+        ProcStat st;
+        if (proc_stat_read(pid, &st) >= 0)
                 e->start_time = st.start_time;
         ev_child_init(&e->child, on_child, pid, 0);
         e->child.data = e;
@@ -2914,12 +2863,12 @@ static bool cmdline_matches(pid_t pid, const char *argv0)
 static bool kill_leftover(LocalMaster *m, const char *eid, pid_t pid, unsigned long long start_time,
                           const char *argv0)
 {
-        LocalProcStat st;
+        ProcStat st;
         unsigned n;
 
         if (pid <= 1)
                 return false;
-        if (proc_stat(pid, &st) < 0) {
+        if (proc_stat_read(pid, &st) < 0) {
                 /* gone; a session outlives its leader only while members remain, so its id is still
                  * ours if any process has it */
                 n = sweep_session(pid);

@@ -155,13 +155,6 @@ int local_executor_environment(const ExecutorInfo *ei, const LocalExecutorContex
                                PacerError *err);
 char **local_strv_free(char **v);
 
-/* From /proc/<pid>/stat. */
-typedef struct LocalProcStat {
-        char state; /* 'R', 'S', 'Z'... */
-        pid_t ppid, pgrp, session;
-        unsigned long long start_time; /* clock ticks after boot */
-} LocalProcStat;
-int local_proc_stat_parse(const char *text, LocalProcStat *ret);
 /* MemTotal of /proc/meminfo, in MB. */
 int local_meminfo_total_mb(const char *text, double *ret);
 /* Keeps a log that another process appends to (O_APPEND) under max bytes: past

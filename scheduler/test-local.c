@@ -27,6 +27,7 @@
 #include "http_client.h"
 #include "json.h"
 #include "local.h"
+#include "proc.h"
 #include "recordio.h"
 
 #ifndef PACER_EXECUTOR
@@ -565,21 +566,9 @@ static void test_environment(void **state)
 
 static void test_proc_parsers(void **state)
 {
-        LocalProcStat st;
         double mb;
 
-        assert_int_equal(
-                local_proc_stat_parse("1234 (a b) c)) Z 1 1234 1234 0 -1 4194560 100 0 0 0 5 3 0 0 20 0 1 "
-                                      "0 987654 1000 200",
-                                      &st),
-                0);
-        assert_int_equal(st.state, 'Z');
-        assert_int_equal(st.ppid, 1);
-        assert_int_equal(st.pgrp, 1234);
-        assert_int_equal(st.session, 1234);
-        assert_int_equal(st.start_time, 987654);
-        assert_int_equal(local_proc_stat_parse("1234 (x S 1 2", &st), -EBADMSG);
-        assert_int_equal(local_proc_stat_parse("1234 (x) S 1 2", &st), -EBADMSG);
+        /* /proc/<pid>/stat: shared/test-proc.c */
         assert_int_equal(local_meminfo_total_mb("MemTotal:        2048000 kB\nMemFree: 1 kB\n", &mb), 0);
         assert_true(fabs(mb - 2000.0) < 0.001);
         assert_int_equal(local_meminfo_total_mb("XMemTotal: 5 kB\n", &mb), -EBADMSG);
@@ -1402,25 +1391,13 @@ static size_t session_members(pid_t sid, pid_t *ret, size_t max)
 
         assert_non_null(d);
         while ((de = readdir(d))) {
-                char path[64], buf[1024];
-                int fd;
-                ssize_t len;
-                LocalProcStat st;
+                ProcStat st;
                 char *end;
                 long pid = strtol(de->d_name, &end, 10);
 
                 if (*end || pid <= 0)
                         continue;
-                snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-                fd = open(path, O_RDONLY | O_CLOEXEC);
-                if (fd < 0)
-                        continue;
-                len = read(fd, buf, sizeof(buf) - 1);
-                close(fd);
-                if (len <= 0)
-                        continue;
-                buf[len] = 0;
-                if (local_proc_stat_parse(buf, &st) == 0 && st.session == sid && st.state != 'Z' && n < max)
+                if (proc_stat_read((pid_t)pid, &st) == 0 && st.session == sid && st.state != 'Z' && n < max)
                         ret[n++] = (pid_t)pid;
         }
         closedir(d);
