@@ -847,12 +847,24 @@ static void evaluate_app(Scheduler *s, App *app)
 /* Rolls one step back to the version before it (a new step in place). */
 static void adopt_instances(Scheduler *s, App *app, AppVersion *from);
 
+/* A copy of base, unstamped (the caller gives it a version) and validated again as any definition,
+ * with its instance count replaced when instances >= 0. */
+static int spec_copy(const AppSpec *base, int64_t instances, AppSpec **ret)
+{
+        _cleanup_(json_decrefp) json_t *patch =
+                instances >= 0 ? json_pack("{s:I}", "instances", (json_int_t)instances) : json_object();
+        JsonErrors errs = { 0 };
+
+        if (!patch)
+                return -ENOMEM;
+        return app_spec_merge(base, patch, NULL, ret, &errs);
+}
+
 static int rollback_step(Scheduler *s, Deployment *d, DeploymentStep *st, SchedulerResult *res)
 {
         App *app = state_app(&s->state, st->app_id);
         PacerError err = { "" };
         AppSpec *copy = NULL;
-        JsonErrors errs = { 0 };
 
         if (!st->from) {
                 /* a new app rolled back is an app removed */
@@ -862,10 +874,8 @@ static int rollback_step(Scheduler *s, Deployment *d, DeploymentStep *st, Schedu
                 if (app)
                         app->deleting = true;
         } else {
-                _cleanup_(json_decrefp) json_t *j = NULL;
                 char version[40];
-                if (json_parse(st->from->spec->json, st->from->spec->json_len, NULL, &j, &err) < 0 ||
-                    app_spec_from_json(j, NULL, &copy, &errs) < 0) {
+                if (spec_copy(st->from->spec, -1, &copy) < 0) {
                         snprintf(res->message, sizeof(res->message), "cannot restore the previous version");
                         res->kind = SCHED_ERR_INVALID;
                         return -EINVAL;
@@ -1423,25 +1433,31 @@ static void handle_update(Scheduler *s, const TaskStatus *st)
 
 /* ---- reconciliation ---- */
 
-/* The gate after a (re)subscription opens: deployments resume and launches go out. */
-static void reconciled(Scheduler *s, const char *why)
+/* Asks for offers when any app waits for instances. */
+static void want_offers_for_demand(Scheduler *s)
 {
         AppVersion *v;
         const char *k;
         void *a;
         size_t it = 0;
 
+        while (hashmap_next(&s->state.apps, &it, &k, &a))
+                if (launch_demand(s, a, &v) > 0) {
+                        want_offers(s);
+                        return;
+                }
+}
+
+/* The gate after a (re)subscription opens: deployments resume and launches go out. */
+static void reconciled(Scheduler *s, const char *why)
+{
         s->reconciling = false;
         log_info("reconciled (%s): deployments resume", why);
         for (Deployment *d = s->deployments, *next; d; d = next) {
                 next = d->next;
                 advance_deployment(s, d);
         }
-        while (hashmap_next(&s->state.apps, &it, &k, &a))
-                if (launch_demand(s, a, &v) > 0) {
-                        want_offers(s);
-                        break;
-                }
+        want_offers_for_demand(s);
 }
 
 static void reconcile_all(Scheduler *s, bool only_unconfirmed)
@@ -1664,14 +1680,7 @@ static void on_tick(struct ev_loop *loop, ev_timer *w, int revents)
                 free(expired[e]);
         }
         free(expired);
-        it = 0;
-        while (hashmap_next(&s->state.apps, &it, &k, &v)) {
-                AppVersion *ver;
-                if (launch_demand(s, v, &ver) > 0) {
-                        want_offers(s);
-                        break;
-                }
-        }
+        want_offers_for_demand(s);
         metrics_gauge_set(s->m_apps, (double)hashmap_count(&s->state.apps));
         metrics_gauge_set(s->m_instances, (double)hashmap_count(&s->state.instances));
 }
@@ -1914,11 +1923,7 @@ int scheduler_apply(Scheduler *s, AppChange *changes, size_t n, bool force, Depl
                 const char *id = c->spec ? c->spec->id : c->app_id;
                 App *app = state_app(&s->state, id);
                 if (c->restart && !c->spec) {
-                        _cleanup_(json_decrefp) json_t *j = NULL;
-                        JsonErrors errs = { 0 };
-                        if (json_parse(app->current->spec->json, app->current->spec->json_len, NULL, &j,
-                                       &err) < 0 ||
-                            app_spec_from_json(j, NULL, &c->spec, &errs) < 0) {
+                        if (spec_copy(app->current->spec, -1, &c->spec) < 0) {
                                 deployment_free(d);
                                 result_set(res, SCHED_ERR_INVALID, "cannot copy the definition of %s", id);
                                 return -EINVAL;
@@ -2185,16 +2190,8 @@ static int kill_and_scale(Scheduler *s, char *const *task_ids, size_t n, bool fo
         void *v;
         while (r >= 0 && hashmap_next(&counts, &it, &id, &v)) {
                 App *app = state_app(&s->state, id);
-                _cleanup_(json_decrefp) json_t *j = app_spec_to_json(app->current->spec);
-                JsonErrors errs = { 0 };
                 uint32_t have = app->current->spec->instances, dec = (uint32_t)(uintptr_t)v;
-                if (!j ||
-                    json_object_set_new(j, "instances", json_integer(have > dec ? have - dec : 0)) < 0) {
-                        r = -ENOMEM;
-                        break;
-                }
-                json_object_del(j, "version");
-                r = app_spec_from_json(j, NULL, &changes[n_apps].spec, &errs);
+                r = spec_copy(app->current->spec, have > dec ? have - dec : 0, &changes[n_apps].spec);
                 if (r >= 0)
                         n_apps++;
         }
