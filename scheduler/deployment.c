@@ -300,20 +300,15 @@ oom:
         return NULL;
 }
 
-/* Writes j compactly (times keep their full precision) and frees it. */
+/* Appends j compactly (jansson's default real precision, 17 digits, keeps times exact) and frees it. */
 static int dump_json(json_t *j, Buf *out)
 {
-        char *text;
         int r;
 
         if (!j)
                 return -ENOMEM;
-        text = json_dumps(j, JSON_COMPACT | JSON_REAL_PRECISION(17));
+        r = json_to_buf(j, out);
         json_decref(j);
-        if (!text)
-                return -ENOMEM;
-        r = buf_puts(out, text);
-        free(text);
         return r;
 }
 
