@@ -65,6 +65,9 @@ def _http(port, method, path, body=None, token=None, timeout=5.0):
         conn.close()
 
 
+ANONYMOUS_TOKEN_ID = "00000000-0000-0000-0000-000000000002"
+
+
 class RealConsul:
     """A real `consul agent -dev` on loopback. Start with start(); stop() by pid."""
 
@@ -101,6 +104,19 @@ class RealConsul:
             return status == 200 and body.strip() not in (b"", b'""')
 
         wait_for(leader, LEADER_TIMEOUT, "the Consul dev agent to elect itself")
+        if self.acl_token:
+            # The new leader creates the anonymous token a moment after the election; until then an
+            # anonymous request is refused with "ACL not found" instead of the default policy.
+            def acl_ready():
+                try:
+                    status, _ = _http(self.port, "GET", "/v1/acl/token/" + ANONYMOUS_TOKEN_ID,
+                                      token=self.acl_token, timeout=1.0)
+                    anon, _ = _http(self.port, "GET", "/v1/agent/services", timeout=1.0)
+                except OSError:
+                    return False
+                return status == 200 and anon == 200
+
+            wait_for(acl_ready, LEADER_TIMEOUT, "the Consul dev agent to create its anonymous ACL token")
         return self
 
     @property
