@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "macro.h"
+#include "raw_syscall.h"
 
 /* Groups watched at once: the task plus running command checks. */
 #define GUARD_GROUPS_MAX 64
@@ -29,7 +30,7 @@ typedef struct GuardMessage {
 static int guard_fd = -1;
 static pid_t guard_child = 0;
 
-#if defined(__x86_64__)
+#if PACER_HAVE_RAW_SYSCALL
 /* The guard shares the executor's memory (CLONE_VM), so it costs no memory of its
  * own — a forked copy would take its share of every dirty page of the executor's
  * libraries (about 0.8 MiB PSS, measured). Sharing memory, it must not touch
@@ -37,17 +38,6 @@ static pid_t guard_child = 0;
  * errno (libc's wrappers write errno, in the executor's thread-local storage). */
 #define GUARD_STACK_SIZE    (64u * 1024)
 #define GUARD_SHARES_MEMORY 1
-
-static inline long raw4(long n, long a, long b, long c, long d)
-{
-        long ret;
-        register long r10 __asm__("r10") = d;
-        __asm__ volatile("syscall"
-                         : "=a"(ret)
-                         : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10)
-                         : "rcx", "r11", "memory");
-        return ret;
-}
 
 __attribute__((no_stack_protector, no_sanitize("address", "undefined"))) static int
 guard_clone_main(void *arg)
@@ -60,20 +50,20 @@ guard_clone_main(void *arg)
 
         /* ^C and SIGTERM to the executor's group are for the executor; blocked here, and SIGKILL
          * cannot be blocked */
-        raw4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, sizeof(all));
-        raw4(SYS_prctl, PR_SET_NAME, (long)"pacer-guard", 0, 0);
-        raw4(SYS_close_range, 3, fd - 1, 0, 0);
-        raw4(SYS_close_range, fd + 1, ~0U, 0, 0);
+        raw_syscall4(SYS_rt_sigprocmask, SIG_SETMASK, (long)&all, 0, sizeof(all));
+        raw_syscall4(SYS_prctl, PR_SET_NAME, (long)"pacer-guard", 0, 0);
+        raw_syscall4(SYS_close_range, 3, fd - 1, 0, 0);
+        raw_syscall4(SYS_close_range, fd + 1, ~0U, 0, 0);
         /* nothing holds the executor's stdin or stdout open after it is gone */
-        long devnull = raw4(SYS_openat, AT_FDCWD, (long)"/dev/null", O_RDWR | O_CLOEXEC, 0);
+        long devnull = raw_syscall4(SYS_openat, AT_FDCWD, (long)"/dev/null", O_RDWR | O_CLOEXEC, 0);
         if (devnull >= 0) {
-                raw4(SYS_dup2, devnull, STDIN_FILENO, 0, 0);
-                raw4(SYS_dup2, devnull, STDOUT_FILENO, 0, 0);
+                raw_syscall4(SYS_dup2, devnull, STDIN_FILENO, 0, 0);
+                raw_syscall4(SYS_dup2, devnull, STDOUT_FILENO, 0, 0);
                 if (devnull > STDOUT_FILENO)
-                        raw4(SYS_close, devnull, 0, 0, 0);
+                        raw_syscall4(SYS_close, devnull, 0, 0, 0);
         }
         for (;;) {
-                long r = raw4(SYS_read, fd, (long)&m, sizeof(m), 0);
+                long r = raw_syscall4(SYS_read, fd, (long)&m, sizeof(m), 0);
                 if (r == -EINTR)
                         continue;
                 if (r != (long)sizeof(m))
@@ -89,8 +79,8 @@ guard_clone_main(void *arg)
                 }
         }
         for (size_t i = 0; i < n; i++)
-                raw4(SYS_kill, -groups[i], SIGKILL, 0, 0);
-        raw4(SYS_exit, 0, 0, 0, 0);
+                raw_syscall4(SYS_kill, -groups[i], SIGKILL, 0, 0);
+        raw_syscall4(SYS_exit, 0, 0, 0, 0);
         return 0;
 }
 

@@ -12,6 +12,7 @@
 #include "guard.h"
 #include "log.h"
 #include "sandbox.h"
+#include "spawner.h"
 
 #define EXIT_CONFIG 2
 
@@ -102,8 +103,8 @@ int main(int argc, char **argv)
                   "unless labelled.",
                   "CAPS", 0, 0 },
                 { "harden", FLAG_BOOL, &harden, "PACER_HARDEN",
-                  "Give the executor itself no_new_privs and a seccomp filter at start-up; tasks inherit "
-                  "both.",
+                  "Give the executor itself no_new_privs and seccomp filters at start-up: the floor, which "
+                  "tasks inherit, and an allow-list of its own calls, which they do not.",
                   NULL, 0, 0 },
                 { "log-level", FLAG_LOG_LEVEL, &level, "PACER_LOG_LEVEL", "Log verbosity.", NULL, 0, 0 },
         };
@@ -155,9 +156,17 @@ int main(int argc, char **argv)
         signal(SIGPIPE, SIG_IGN);
         /* before the executor parses anything from the network */
         if (harden) {
-                r = sandbox_harden_self(&err);
+                r = sandbox_harden_floor(&err);
+                /* the spawner inherits the floor, and so does every process it starts */
+                if (r >= 0 && (r = spawner_start()) < 0) {
+                        log_warn_errno(r, "cannot start the spawner (%m): the executor runs under the floor "
+                                          "only, without its own allow-list");
+                        r = 0;
+                } else if (r >= 0)
+                        r = sandbox_harden_executor(&err);
                 if (r < 0) {
                         log_error("%s (--no-harden runs without)", err.msg);
+                        spawner_stop();
                         guard_stop();
                         executor_config_done(&cfg);
                         return 1;
@@ -180,6 +189,7 @@ int main(int argc, char **argv)
                  cfg.checkpoint ? "on" : "off");
         r = executor_run(e);
         executor_free(e);
+        spawner_stop();
         guard_stop();
         executor_config_done(&cfg);
         ev_loop_destroy(loop);

@@ -11,6 +11,7 @@
 #include <pwd.h>
 #include <sched.h>
 #include <seccomp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "macro.h"
@@ -1222,7 +1224,90 @@ int sandbox_apply(const SandboxPlan *p, SandboxStep *ret_step)
 
 /* ---- the executor itself ---- */
 
-int sandbox_harden_self(PacerError *err)
+/* What the executor itself may do once its spawner runs: the calls of its
+ * event loop, the agent and Consul links, health checks (libcurl, OpenSSL,
+ * the resolver, NSS for user names), its logs and /proc. No fork, no exec, no
+ * ptrace, no mounts, no new filters: the spawner creates its processes.
+ * clone() is allowed for threads only (libcurl's resolver). docs/sandbox.md
+ * lists why each is here. */
+/* clang-format off */
+static const char *const executor_allow_syscalls[] = {
+        /* descriptors and files: logs, the sandbox, /proc, certificates, NSS */
+        "read", "write", "readv", "writev", "pread64", "pwrite64", "lseek", "close", "dup", "dup2", "dup3",
+        "fcntl", "ioctl", "pipe2", "openat", "newfstatat", "fstat", "statx", "access", "faccessat",
+        "faccessat2", "readlink", "readlinkat", "getdents64", "rename", "renameat", "renameat2",
+        "unlink", "unlinkat", "mkdir", "mkdirat", "ftruncate", "fsync", "fdatasync", "fstatfs", "statfs",
+        "getcwd", "umask", "memfd_create",
+        /* memory */
+        "brk", "mmap", "munmap", "mremap", "mprotect", "madvise",
+        /* signals and the event loop */
+        "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "sigaltstack", "kill", "tgkill", "tkill",
+        "epoll_create1", "epoll_ctl", "epoll_wait", "epoll_pwait", "epoll_pwait2", "poll", "ppoll",
+        "select", "pselect6", "eventfd2", "signalfd4",
+        /* time */
+        "clock_gettime", "clock_getres", "gettimeofday", "time", "nanosleep", "clock_nanosleep",
+        /* the task's processes (started by the spawner) and the executor's own state */
+        "wait4", "waitid", "setpgid", "getpid", "getppid", "gettid", "getuid", "geteuid", "getgid",
+        "getegid", "getgroups", "getresuid", "getresgid", "getpgid", "getpgrp", "getsid", "getrusage",
+        "times", "sysinfo", "uname", "capget", "prctl", "sched_getaffinity", "sched_yield", "getrandom",
+        "getcpu",
+        /* threads (libcurl's resolver) */
+        "futex", "set_robust_list", "get_robust_list", "rseq", "set_tid_address", "exit", "exit_group",
+        /* the network: agent, Consul, health checks, DNS */
+        "socket", "socketpair", "connect", "getsockopt", "setsockopt", "getsockname", "getpeername",
+        "sendto", "recvfrom", "sendmsg", "recvmsg", "sendmmsg", "recvmmsg", "shutdown", "bind",
+};
+/* clang-format on */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define PACER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PACER_ASAN 1
+#endif
+#endif
+#ifdef PACER_ASAN
+/* LeakSanitizer stops the process at exit from a cloned tracer that ptraces it;
+ * the sanitizers' own system calls use the legacy x86-64 numbers (open, not
+ * openat). The tracer runs with every signal blocked: a trapped call kills it. */
+static const char *const sanitizer_allow_syscalls[] = {
+        "ptrace", "mincore",    "msync", "prlimit64",       "open", "getdents", "stat",
+        "lstat",  "arch_prctl", "pipe",  "process_vm_readv"
+};
+#endif
+
+/* A call outside the allow-list is a bug (or an attack): say which and let it
+ * fail with ENOSYS, which callers handle, rather than kill the task's
+ * executor. Async-signal-safe: digits by hand, one write(). */
+static void on_sigsys(int sig, siginfo_t *si, void *context)
+{
+        static const char head[] = "pacer-executor: system call ";
+        static const char tail[] = " is not in the executor's seccomp allow-list; it failed with ENOSYS. "
+                                   "This is a bug: please report it (--no-harden runs without the list).\n";
+        char line[sizeof(head) + 12 + sizeof(tail)], digits[12];
+        int nr = si->si_syscall, saved = errno;
+        size_t len = 0, nd = 0;
+        ucontext_t *uc = context;
+
+        memcpy(line, head, sizeof(head) - 1);
+        len = sizeof(head) - 1;
+        do
+                digits[nd++] = (char)('0' + nr % 10);
+        while ((nr /= 10) > 0 && nd < sizeof(digits));
+        while (nd > 0)
+                line[len++] = digits[--nd];
+        memcpy(line + len, tail, sizeof(tail) - 1);
+        len += sizeof(tail) - 1;
+        ssize_t _unused_ w = write(STDERR_FILENO, line, len);
+#if defined(__x86_64__)
+        uc->uc_mcontext.gregs[REG_RAX] = -ENOSYS;
+#elif defined(__aarch64__)
+        uc->uc_mcontext.regs[0] = (unsigned long long)-ENOSYS;
+#endif
+        errno = saved;
+}
+
+int sandbox_harden_floor(PacerError *err)
 {
         _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
         FilterBuild b = { .deny = SCMP_ACT_ERRNO(EPERM), .err = err };
@@ -1244,6 +1329,62 @@ int sandbox_harden_self(PacerError *err)
                 r = seccomp_load(ctx);
         if (r < 0)
                 return pacer_error_set(err, r, "cannot harden the executor: loading its seccomp filter: %s",
+                                       strerror(-r));
+        return 0;
+}
+
+int sandbox_harden_executor(PacerError *err)
+{
+        _cleanup_(seccomp_releasep) scmp_filter_ctx ctx = NULL;
+#if defined(__x86_64__) || defined(__aarch64__)
+        uint32_t other = SCMP_ACT_TRAP;
+#else
+        uint32_t other = SCMP_ACT_ERRNO(ENOSYS);
+#endif
+        FilterBuild b = { .deny = other, .err = err };
+        struct sigaction sa = { .sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO | SA_RESTART };
+        int nr = 0, r;
+
+        r = filter_new(other, &ctx, err);
+        if (r < 0)
+                return r;
+        b.ctx = ctx;
+        r = allow_all(&b, executor_allow_syscalls, ELEMENTSOF(executor_allow_syscalls));
+#ifdef PACER_ASAN
+        if (r >= 0)
+                r = allow_all(&b, sanitizer_allow_syscalls, ELEMENTSOF(sanitizer_allow_syscalls));
+#endif
+        /* threads, not processes: the spawner makes those */
+        if (r >= 0)
+                r = resolve(&b, "clone", &nr);
+        if (r >= 0)
+                r = add_rule(&b, SCMP_ACT_ALLOW, nr, 1,
+                             &SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+#ifdef PACER_ASAN
+        /* LeakSanitizer's tracer: CLONE_VM without CLONE_THREAD; a fork never has CLONE_VM */
+        if (r >= 0)
+                r = add_rule(&b, SCMP_ACT_ALLOW, nr, 1, &SCMP_A0_64(SCMP_CMP_MASKED_EQ, CLONE_VM, CLONE_VM));
+#endif
+        /* ENOSYS makes libc fall back to clone(), whose flags the filter sees */
+        if (r >= 0)
+                r = resolve(&b, "clone3", &nr);
+        if (r >= 0)
+                r = add_rule(&b, SCMP_ACT_ERRNO(ENOSYS), nr, 0, NULL);
+        /* reading limits, not changing them */
+        if (r >= 0)
+                r = resolve(&b, "prlimit64", &nr);
+        if (r >= 0)
+                r = add_rule(&b, SCMP_ACT_ALLOW, nr, 1, &SCMP_A2_64(SCMP_CMP_EQ, 0));
+        if (r < 0)
+                return r;
+        if (other == SCMP_ACT_TRAP && sigaction(SIGSYS, &sa, NULL) < 0)
+                return pacer_error_set(err, errno, "cannot harden the executor: sigaction(SIGSYS): %m");
+        r = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+        if (r >= 0)
+                r = seccomp_load(ctx);
+        if (r < 0)
+                return pacer_error_set(err, r,
+                                       "cannot harden the executor: loading its seccomp allow-list: %s",
                                        strerror(-r));
         return 0;
 }

@@ -145,9 +145,13 @@ int sandbox_prebuild(const SandboxOptions *o, PacerError *err);
 /* In the child: applies the plan. On failure returns -errno and the step. */
 int sandbox_apply(const SandboxPlan *p, SandboxStep *ret_step);
 
-/* For the executor itself, once at start-up: no_new_privs and a seccomp
- * filter that every task inherits (so it denies only what no task may do). */
-int sandbox_harden_self(PacerError *err);
+/* For the executor itself, once at start-up, before the spawner starts:
+ * no_new_privs and the floor, a seccomp filter that every task inherits (so
+ * it denies only what no task may do). */
+int sandbox_harden_floor(PacerError *err);
+/* Then, once the spawner runs: the executor's own allow-list, stacked on the
+ * floor. A call outside it fails with ENOSYS and a line on stderr. */
+int sandbox_harden_executor(PacerError *err);
 
 /* Parses a capability list ("CAP_NET_RAW,kill", or "none") into a mask.
  * what names the source in errors ("label pacer.sandbox.capabilities"). */

@@ -19,6 +19,7 @@
 #include "macro.h"
 #include "output.h"
 #include "proc.h"
+#include "spawner.h"
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -216,9 +217,14 @@ static pid_t spawn_child(const SpawnArgs *a)
         }
         sigfillset(&all);
         sigprocmask(SIG_SETMASK, &all, &old);
-        pid = clone(child_entry, (char *)stack + SPAWN_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD,
-                    (void *)a);
-        r = pid < 0 ? negative_errno() : pid;
+        /* a hardened executor may not fork: its spawner does, the child still ours (CLONE_PARENT) */
+        if (spawner_running())
+                r = spawner_clone(child_entry, (char *)stack + SPAWN_STACK_SIZE, (void *)a);
+        else {
+                pid = clone(child_entry, (char *)stack + SPAWN_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD,
+                            (void *)a);
+                r = pid < 0 ? negative_errno() : pid;
+        }
         sigprocmask(SIG_SETMASK, &old, NULL);
         return r;
 }
@@ -357,7 +363,11 @@ int task_process_spawn(struct ev_loop *loop, const TaskSpawnOptions *o, const Ta
                 output_sink_free(p->out);
                 output_sink_free(p->err);
                 free(p->program);
-                return pacer_error_set(err, r, "clone: %s", strerror(-r));
+                if (r == -ESRCH && spawner_running())
+                        return pacer_error_set(err, r,
+                                               "cannot start the process: the executor's spawner process is "
+                                               "gone (killed from outside?); restart the executor");
+                return pacer_error_set(err, r, "cannot start the process: %s", strerror(-r));
         }
 
         close(errpipe[1]);
@@ -378,10 +388,10 @@ int task_process_spawn(struct ev_loop *loop, const TaskSpawnOptions *o, const Ta
         return 0;
 }
 
-/* The executor's children but the guard. */
+/* The executor's children but the guard and the spawner. */
 static bool orphan(pid_t pid, const ProcStat *st, void *userdata)
 {
-        return st->ppid == getpid() && pid != guard_pid();
+        return st->ppid == getpid() && pid != guard_pid() && pid != spawner_pid();
 }
 
 size_t task_kill_orphans(void)

@@ -20,7 +20,9 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/swap.h>
@@ -30,6 +32,7 @@
 #include <cmocka.h>
 
 #include "sandbox.h"
+#include "spawner.h"
 #include "task.h"
 
 #define RUN_TIMEOUT_S 30.
@@ -1104,25 +1107,44 @@ static void test_rlimits(void **state)
 
 /* ---- the hardened executor ---- */
 
-/* fork + sandbox_apply + exec without cmocka or an event loop, for use in a
- * forked child; the output of argv goes into out. Returns the wait status. */
+typedef struct SimpleChild {
+        const SandboxPlan *p;
+        char **argv;
+        int out;
+} SimpleChild;
+
+static int simple_child(void *arg)
+{
+        const SimpleChild *c = arg;
+        SandboxStep step;
+
+        dup2(c->out, STDOUT_FILENO);
+        if (c->p && sandbox_apply(c->p, &step) < 0)
+                _exit(126);
+        execv(c->argv[0], c->argv);
+        _exit(127);
+}
+
+/* sandbox_apply + exec without cmocka or an event loop, for use in a forked
+ * child: through the spawner once it runs (a hardened executor cannot fork),
+ * else by fork. The output of argv goes into out. Returns the wait status. */
 static int spawn_simple(const SandboxPlan *p, char **argv, char *out, size_t size)
 {
+        static char stack[256 * 1024] __attribute__((aligned(16)));
         int fds[2], status = -1;
         size_t len = 0;
         ssize_t n;
         pid_t pid;
 
-        if (pipe2(fds, O_CLOEXEC) < 0 || (pid = fork()) < 0)
+        if (pipe2(fds, O_CLOEXEC) < 0)
                 return -1;
-        if (pid == 0) {
-                SandboxStep step;
-                dup2(fds[1], STDOUT_FILENO);
-                if (p && sandbox_apply(p, &step) < 0)
-                        _exit(126);
-                execv(argv[0], argv);
-                _exit(127);
-        }
+        SimpleChild c = { .p = p, .argv = argv, .out = fds[1] };
+        if (spawner_running())
+                pid = spawner_clone(simple_child, stack + sizeof(stack), &c);
+        else if ((pid = fork()) == 0)
+                simple_child(&c);
+        if (pid < 0)
+                return -1;
         close(fds[1]);
         while (len + 1 < size && (n = read(fds[0], out + len, size - len - 1)) > 0)
                 len += (size_t)n;
@@ -1130,6 +1152,39 @@ static int spawn_simple(const SandboxPlan *p, char **argv, char *out, size_t siz
         close(fds[0]);
         waitpid(pid, &status, 0);
         return status;
+}
+
+/* Runs f with stderr going into out; returns what f returned, errno in *ret_errno. */
+static int with_stderr_captured(int (*f)(void), int *ret_errno, char *out, size_t size)
+{
+        int fds[2], saved = dup(STDERR_FILENO), r;
+        ssize_t n;
+
+        if (saved < 0 || pipe2(fds, O_CLOEXEC | O_NONBLOCK) < 0)
+                return -2;
+        dup2(fds[1], STDERR_FILENO);
+        r = f();
+        *ret_errno = errno;
+        dup2(saved, STDERR_FILENO);
+        close(saved);
+        close(fds[1]);
+        n = read(fds[0], out, size - 1);
+        out[n > 0 ? n : 0] = 0;
+        close(fds[0]);
+        return r;
+}
+
+static int try_execve(void)
+{
+        return execve("/bin/true", (char *[]){ "true", NULL }, environ);
+}
+
+static int try_fork(void)
+{
+        pid_t pid = fork();
+        if (pid == 0)
+                _exit(0);
+        return pid < 0 ? -1 : (waitpid(pid, NULL, 0), 0);
 }
 
 /* The checks, in the hardened child; returns the number of the first that failed. */
@@ -1141,43 +1196,59 @@ static int hardened_checks(void)
         SandboxPlan p;
         TestLabels t;
         char want[64];
-        int fd, status;
+        int fd, status, e = 0;
 
-        if (sandbox_harden_self(&err) < 0) {
-                fprintf(stderr, "sandbox_harden_self: %s\n", err.msg);
+        if (sandbox_harden_floor(&err) < 0 || spawner_start() < 0 || sandbox_harden_executor(&err) < 0) {
+                fprintf(stderr, "hardening: %s\n", err.msg);
                 return 1;
         }
-        /* what no process under the executor may do */
-        if (swapon("/nonexistent/pacer-test", 0) == 0 || errno != EPERM)
+        if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1 || own_status("Seccomp:") != 2 ||
+            own_status("Seccomp_filters:") != filters + 2)
                 return 2;
-        if (syscall(SYS_kexec_load, 0UL, 1000000UL, NULL, 0UL) == 0 || errno != EPERM)
+        /* what no process under the executor may do: the floor says EPERM, the allow-list ENOSYS,
+         * and the stricter answer wins */
+        if (swapon("/nonexistent/pacer-test", 0) == 0 || errno != ENOSYS)
                 return 3;
-        if (syscall(SYS_init_module, NULL, 0UL, "") == 0 || errno != EPERM)
+        if (syscall(SYS_kexec_load, 0UL, 1000000UL, NULL, 0UL) == 0 || errno != ENOSYS)
                 return 4;
-        if (prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) != 1 || own_status("Seccomp:") != 2)
+        /* what the executor itself may not do: start programs, fork, mount; and it says so */
+        if (with_stderr_captured(try_execve, &e, out, sizeof(out)) != -1 || e != ENOSYS ||
+            !strstr(out, "pacer-executor: system call 59 is not in the executor's seccomp allow-list")) {
+                fprintf(stderr, "hardened: execve gave errno %d and said: %s\n", e, out);
                 return 5;
-        /* what it does all day */
-        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-        if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 1) < 0)
+        }
+        if (with_stderr_captured(try_fork, &e, out, sizeof(out)) != -1 || e != ENOSYS)
                 return 6;
+        if (mount("none", "/nonexistent", "tmpfs", 0, NULL) == 0 || errno != ENOSYS)
+                return 7;
+#ifndef __SANITIZE_ADDRESS__ /* LeakSanitizer needs ptrace: allowed there */
+        if (ptrace(PTRACE_TRACEME, 0, NULL, NULL) == 0 || errno != ENOSYS)
+                return 8;
+#endif
+        /* what it does all day */
+        fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+        if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 ||
+            (errno != ECONNREFUSED && errno != EINPROGRESS))
+                return 9;
         close(fd);
         fd = open("/proc/self/status", O_RDONLY | O_CLOEXEC);
         if (fd < 0 || read(fd, out, sizeof(out)) <= 0 || close(fd) < 0)
-                return 7;
+                return 10;
 
-        /* a task still starts, its own filter stacked on the executor's */
+        /* a task still starts, through the spawner: under the floor and its own filter, not under
+         * the executor's allow-list */
         sandbox_plan_init(&p);
         if (sandbox_plan_user(&p, geteuid() == 0 ? unprivileged_user : NULL, &err) < 0 ||
             sandbox_plan_labels(&p, NULL, NULL, &err) < 0) {
                 fprintf(stderr, "planning when hardened: %s\n", err.msg);
-                return 8;
+                return 11;
         }
         status = spawn_simple(&p, (char *[]){ probe, "status", NULL }, out, sizeof(out));
         snprintf(want, sizeof(want), "Seccomp_filters:\t%" PRIu64 "\n", filters + 2);
         if (status != 0 || !strstr(out, "Seccomp:\t2\n") || !strstr(out, want)) {
                 fprintf(stderr, "hardened: task status 0x%x:\n%s", (unsigned)status, out);
-                return 9;
+                return 12;
         }
         status = spawn_simple(&p, (char *[]){ probe, "try", "fork", "socket", "i386", NULL }, out,
                               sizeof(out));
@@ -1187,7 +1258,7 @@ static int hardened_checks(void)
 #endif
         ) {
                 fprintf(stderr, "hardened: task try 0x%x:\n%s", (unsigned)status, out);
-                return 10;
+                return 13;
         }
         sandbox_plan_done(&p);
 
@@ -1195,7 +1266,7 @@ static int hardened_checks(void)
         if (sandbox_plan_user(&p, NULL, &err) < 0 ||
             sandbox_plan_labels(&p, make_labels(&t, "pacer.sandbox.seccomp", "unconfined", NULL), NULL,
                                 &err) < 0)
-                return 11;
+                return 14;
         status = spawn_simple(&p, (char *[]){ probe, "try", "swapon", "ptrace", "i386", NULL }, out,
                               sizeof(out));
         if (status != 0 || !strstr(out, "swapon EPERM\n") || !strstr(out, "ptrace ok\n")
@@ -1204,7 +1275,7 @@ static int hardened_checks(void)
 #endif
         ) {
                 fprintf(stderr, "hardened: unconfined task 0x%x:\n%s", (unsigned)status, out);
-                return 12;
+                return 15;
         }
         sandbox_plan_done(&p);
         return 0;

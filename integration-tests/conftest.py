@@ -48,6 +48,22 @@ def pytest_configure(config):
         raise pytest.UsageError("prctl(PR_SET_CHILD_SUBREAPER) failed: cannot track leaked processes")
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Executors of session-wide fixtures (the real cluster, local mode) log outside any
+    test's workdir: their allow-list complaints fail the run here."""
+    factory = getattr(session.config, "_tmp_path_factory", None)
+    if factory is None:
+        return
+    found = harness.seccomp_complaints(factory.getbasetemp())
+    if found:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        text = "\n".join(f"{path}: {line}" for path, line in found)
+        if reporter is not None:
+            reporter.write_sep("=", "executors called outside their seccomp allow-list", red=True)
+            reporter.write_line(text)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
 def pytest_runtest_setup(item):
     if item.get_closest_marker("real") is not None:
         harness.require_ext_dir()
@@ -78,8 +94,12 @@ def build_dir():
 
 @pytest.fixture
 def workdir(tmp_path):
-    """A fresh directory for this test's files (sandboxes, logs, state)."""
-    return tmp_path
+    """A fresh directory for this test's files (sandboxes, logs, state). At teardown,
+    fails the test if an executor under it called outside its seccomp allow-list."""
+    yield tmp_path
+    found = harness.seccomp_complaints(tmp_path)
+    assert not found, "an executor made system calls outside its allow-list:\n" + "\n".join(
+        f"{path}: {line}" for path, line in found)
 
 
 @pytest.fixture

@@ -710,3 +710,31 @@ def require_ext_file(pattern):
         real_unavailable(f"no {pattern} in PACER_EXT_DIR={path}")
     return hits[0]
 
+
+
+# What a hardened pacer-executor prints when it makes a system call outside its seccomp
+# allow-list (executor/sandbox.c): the test suite runs every executor hardened, so a call
+# missing from the list shows up here, wherever the executor's stderr went.
+SECCOMP_COMPLAINT = b"is not in the executor's seccomp allow-list"
+_LOG_FILE = re.compile(r"(stderr|\.log)(\.\d+)?$|\.stderr$")
+_LOG_SCAN_MAX = 64 << 20
+
+
+def seccomp_complaints(root):
+    """[(path, line)] of the executors' allow-list complaints in the log files under root."""
+    found = []
+    for top, dirs, files in os.walk(root):
+        for name in files:
+            if not _LOG_FILE.search(name):
+                continue
+            path = Path(top) / name
+            try:
+                if path.is_symlink() or path.stat().st_size > _LOG_SCAN_MAX:
+                    continue
+                data = path.read_bytes()
+            except OSError:
+                continue
+            if SECCOMP_COMPLAINT in data:
+                found.extend((path, line.decode(errors="replace")) for line in data.splitlines()
+                             if SECCOMP_COMPLAINT in line)
+    return found

@@ -27,8 +27,9 @@ def executor_bin(build_dir):
 
 
 def task_pids(executor):
-    """Processes under the executor that are not its guard."""
-    return [p for p in descendants(executor.pid) if "pacer-guard" not in (proc_info(p).comm if proc_info(p) else "")]
+    """Processes under the executor that are not its helpers (guard, spawner)."""
+    return [p for p in descendants(executor.pid)
+            if (proc_info(p).comm if proc_info(p) else "") not in ("pacer-guard", "pacer-spawner")]
 
 
 def wait_task_pid(executor, timeout=10.0):
@@ -472,6 +473,57 @@ def test_sandbox_task_without_capabilities(fake_agent, executor_bin, how):
                         user="nobody" if how == "user nobody" else None)
     assert {k: st[k] for k in CAP_SETS} == dict.fromkeys(CAP_SETS, 0)
     assert st["NoNewPrivs"] == 1 and st["Seccomp"] == 2
+
+
+def _proc_status(pid):
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    return fields
+
+
+def test_hardened_executor_and_its_spawner(fake_agent, executor_bin):
+    """The executor runs under the floor and its own allow-list; its spawner, which starts the task,
+    under the floor only; the task under the floor and its profile, never the executor's list, and it
+    is the executor's own child."""
+    ex = launch(fake_agent, executor_bin, make_task("T1", cmd="sleep 30"))
+    fake_agent.wait_state("T1", "TASK_RUNNING")
+    task = wait_task_pid(ex)
+    children = {p: proc_info(p) for p in descendants(ex.pid)}
+    spawners = [p for p, i in children.items() if i and i.comm == "pacer-spawner"]
+    assert len(spawners) == 1, children
+    assert proc_info(task).ppid == ex.pid, "the task is the executor's child, not the spawner's"
+    executor, spawner, task_st = _proc_status(ex.pid), _proc_status(spawners[0]), _proc_status(task)
+    assert executor["NoNewPrivs"] == spawner["NoNewPrivs"] == "1"
+    if "Seccomp_filters" not in executor:
+        pytest.skip("kernel without Seccomp_filters in /proc/<pid>/status")
+    assert executor["Seccomp_filters"] == "2", "the floor and the executor's allow-list"
+    assert spawner["Seccomp_filters"] == "1", "the floor only: the spawner must be able to exec tasks"
+    assert task_st["Seccomp_filters"] == "2", "the floor and the task's default profile"
+    fake_agent.send_kill("T1")
+    fake_agent.wait_state("T1", "TASK_KILLED")
+    assert ex.wait_exit(10) == 0
+    assert not pid_alive(spawners[0]), "the spawner outlived its executor"
+
+
+def test_spawner_killed_from_outside_fails_the_launch(fake_agent, executor_bin):
+    """Without its spawner a hardened executor cannot start a task (it may not fork): the launch fails
+    with a message that says why, and nothing runs unsandboxed or hangs."""
+    ex = fake_agent.launch_executor(executor_bin)
+    fake_agent.wait_subscribed()
+    spawners = [p for p in descendants(ex.pid) if (proc_info(p).comm if proc_info(p) else "") == "pacer-spawner"]
+    assert len(spawners) == 1
+    os.kill(spawners[0], signal.SIGKILL)
+    wait_for(lambda: not pid_alive(spawners[0]), 10, "the spawner to die")
+    fake_agent.send_launch(make_task("T1", cmd="echo ran"))
+    failed = fake_agent.wait_update(lambda u: u.state in TERMINAL)
+    assert failed.state == "TASK_FAILED", (failed.state, failed.message)
+    assert "spawner process is gone" in failed.message, failed.message
+    assert not (fake_agent.sandbox() / "stdout").exists() or (fake_agent.sandbox() / "stdout").read_text() == ""
+    assert ex.wait_exit(10) == 0
+    assert "the spawner process is gone" in ex.stderr
 
 
 def test_sandbox_unconfined_profile(fake_agent, executor_bin):

@@ -8,7 +8,9 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -632,3 +634,27 @@ def test_real_marker_policy(monkeypatch):
 def test_subprocess_module_is_not_confused_by_the_subreaper():
     # Popen must still collect its own children's exit codes.
     assert subprocess.run(["/bin/sh", "-c", "exit 3"]).returncode == 3
+
+
+def test_seccomp_complaints_found_in_any_log_under_the_root():
+    # outside pytest's basetemp: the scan at the end of the session would count these
+    with tempfile.TemporaryDirectory(prefix="pacer-seccomp-scan-") as d:
+        _check_seccomp_complaints(Path(d))
+
+
+def _check_seccomp_complaints(tmp_path):
+    line = (b"pacer-executor: system call 59 is not in the executor's seccomp allow-list; it failed "
+            b"with ENOSYS. This is a bug: please report it (--no-harden runs without the list).")
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "pacer-executor.stderr").write_bytes(b"ok\n" + line + b"\nok\n")
+    (tmp_path / "sandboxes" / "F1.E1").mkdir(parents=True)
+    (tmp_path / "sandboxes" / "F1.E1" / "stderr.1").write_bytes(line + b"\n")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "executor.log").write_bytes(line)
+    (tmp_path / "data" / "notes.txt").write_bytes(line)  # not a log
+    (tmp_path / "clean.stderr").write_bytes(b"pacer-executor: all fine\n")
+    found = sorted((p.relative_to(tmp_path).as_posix(), text) for p, text in harness.seccomp_complaints(tmp_path))
+    assert [p for p, _ in found] == ["data/executor.log", "logs/pacer-executor.stderr",
+                                     "sandboxes/F1.E1/stderr.1"]
+    assert all(text == line.decode() for _, text in found)
+    assert harness.seccomp_complaints(tmp_path / "logs" / "nothing-here") == []

@@ -64,6 +64,10 @@ def sample(procs):
         # A guard sharing the executor's address space reports the executor's own
         # pages; counting them again would double the figure. It owns none.
         theirs = {"Pss": 0, "Private_Dirty": 0} if bl.shares_memory(p.pid, guard) else bl.smaps_rollup(guard)
+        # so does the spawner of a hardened executor (executor/spawner.h), always
+        spawner = bl.helper_of(p.pid, "pacer-spawner")
+        if not bl.shares_memory(p.pid, spawner):
+            raise RuntimeError(f"executor {p.pid}: its spawner {spawner} does not share its memory")
         rows.append({
             "pss": mine["Pss"], "dirty": mine["Private_Dirty"], "rss": mine["Rss"],
             "threads": bl.thread_count(p.pid),

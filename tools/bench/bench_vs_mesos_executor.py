@@ -140,7 +140,7 @@ class Subject:
 
     def __init__(self, name, task_id, port):
         self.name, self.task_id, self.port = name, task_id, port
-        self.pids = []  # executor first, then helpers (pacer's guard)
+        self.pids = []  # executor first, then helpers (pacer's guard and spawner)
 
     def hits(self):
         return int(http_get(self.port, "/count"))
@@ -157,7 +157,7 @@ class Subject:
         counted = []
         for p in self.pids:
             if any(bl.shares_memory(p, q) for q in counted):
-                continue  # one address space (the guard's CLONE_VM): its pages are counted already
+                continue  # one address space (the guard's and spawner's CLONE_VM): counted already
             counted.append(p)
             m = smaps_rollup(p)
             pss, dirty = pss + m.get("Pss", 0), dirty + m.get("Private_Dirty", 0)
@@ -249,7 +249,7 @@ def main():
             s.pids = pids
             if s.name == "pacer-executor":
                 table = harness.proc_table()
-                s.pids += [i.pid for i in table.values() if i.ppid == pids[0] and comm(i.pid) == "pacer-guard"]
+                s.pids += [i.pid for i in table.values() if i.ppid == pids[0] and comm(i.pid) in ("pacer-guard", "pacer-spawner")]
         # warm up, then measure both over the same window
         for s in subjects:
             start = s.hits()
@@ -289,7 +289,7 @@ def main():
             print("  " + "  ".join(cells).rstrip())
             if i == 0:
                 print("  " + "  ".join("-" * w for w in widths))
-        print(f"   processes measured: mesos-executor {m['pids']}, pacer-executor {p['pids']} (executor, guard); "
+        print(f"   processes measured: mesos-executor {m['pids']}, pacer-executor {p['pids']} (executor, guard, spawner); "
               f"Consul registration off; the task itself is not counted")
         print("   the Mesos build in ../shared/ext is unoptimised (-O0): mesos-executor's own CPU figure is "
               "higher than a release build's")

@@ -223,15 +223,20 @@ def comm(pid):
     return Path(f"/proc/{pid}/comm").read_text().strip()
 
 
-def guard_of(pid):
-    """The pid of an executor's guard process (comm "pacer-guard")."""
+def helper_of(pid, name):
+    """The pid of an executor's helper process by comm: "pacer-guard", "pacer-spawner"."""
     for c in children(pid):
         try:
-            if comm(c) == "pacer-guard":
+            if comm(c) == name:
                 return c
         except OSError:
             pass
-    raise RuntimeError(f"executor {pid} has no pacer-guard child")
+    raise RuntimeError(f"executor {pid} has no {name} child")
+
+
+def guard_of(pid):
+    """The pid of an executor's guard process (comm "pacer-guard")."""
+    return helper_of(pid, "pacer-guard")
 
 
 def shares_memory(a, b):
