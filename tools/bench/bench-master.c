@@ -14,6 +14,7 @@
  *               tasks; noack: without uuids (never acknowledged) and one with a uuid behind them
  *   send [W]    push the prepared updates, at most W unacknowledged at a time (default: all at
  *               once); "updates-acked" follows when all are acknowledged
+ *   rate R      later sends push at most R updates per second, evenly (0: no limit, the default)
  *   hold        send no more offer rounds (the round out stays out)
  *   release     offers again: a round now, as if the scheduler had revived
  *   stats       print the counters
@@ -134,6 +135,7 @@ typedef struct Master {
         uint64_t prepared_updates;           /* of them the burst's updates (the rest: a fence) */
         uint64_t prepared_acks;              /* acknowledgements that end the burst */
         uint64_t burst_pushed, burst_window; /* window 0: everything at once */
+        uint64_t rate, burst_rate;           /* updates per second; 0: no limit */
         uint64_t burst_n, burst_updates, burst_acks, burst_acks_base;
         int64_t burst_t0;
         bool burst_running;
@@ -872,6 +874,12 @@ static void push_window(void)
                         return;
                 upto = MIN(M.burst_n, M.burst_pushed + free_slots);
         }
+        if (M.burst_rate > 0) {
+                uint64_t due = (uint64_t)(bench_now_ns() - M.burst_t0) * M.burst_rate / 1000000000u + 1;
+                upto = MIN(upto, due);
+                if (upto <= M.burst_pushed)
+                        return;
+        }
         size_t from = M.burst_pushed ? M.prepared_end[M.burst_pushed - 1] : 0;
         slice = (Buf){ .data = M.prepared.data + from, .len = M.prepared_end[upto - 1] - from };
         M.burst_pushed = upto;
@@ -889,6 +897,7 @@ static void send_prepared(uint64_t window)
         M.burst_acks = M.prepared_acks;
         M.burst_pushed = 0;
         M.burst_window = window;
+        M.burst_rate = M.rate;
         M.burst_acks_base = M.acks;
         M.conns_max = M.conns; /* from here on: the connections this burst makes the scheduler open */
         M.burst_running = true;
@@ -928,6 +937,8 @@ static void command(const char *line)
                 prepare(MIN(n, (unsigned long long)TASKS_MAX * 4), streq(flag, "noack"));
         else if (streq(word, "send"))
                 send_prepared(n);
+        else if (streq(word, "rate"))
+                M.rate = n;
         else if (streq(word, "hold"))
                 M.held = true;
         else if (streq(word, "release")) {
@@ -1068,7 +1079,8 @@ int main(int argc, char **argv)
         M.last_heartbeat = bench_now_ns();
 
         while (!M.quit) {
-                int n = epoll_wait(M.epfd, evs, EVENTS_PER_WAIT, 1000);
+                bool pacing = M.burst_rate > 0 && M.burst_pushed < M.burst_n;
+                int n = epoll_wait(M.epfd, evs, EVENTS_PER_WAIT, pacing ? 1 : 1000);
                 if (n < 0 && errno != EINTR)
                         die("epoll_wait", errno);
                 for (int i = 0; i < n; i++) {
@@ -1094,6 +1106,8 @@ int main(int argc, char **argv)
                                 conn_readable(conn);
                 }
                 free_closed();
+                if (pacing && M.stream)
+                        push_window();
                 if (M.stream && bench_now_ns() - M.last_heartbeat > (int64_t)HEARTBEAT_S * 1000000000)
                         heartbeat();
         }

@@ -15,9 +15,10 @@ BUILD=$(cd "$1" && pwd)
 QUICK=${2:-}
 HERE=$(cd "$(dirname "$0")" && pwd)
 PYTHON=${PYTHON:-/usr/bin/python3}
-BENCHMARKS="bench_executor_memory bench_launch_latency bench_check_cpu bench_vs_mesos_executor bench_scheduler"
+BENCHMARKS="bench_executor_memory bench_launch_latency bench_check_cpu bench_vs_mesos_executor bench_scheduler
+        bench_event_fanout"
 TARGETS="pacer-executor pacer-proto-py bench-http-server bench-spawn bench-spawn-linked bench-fork-curl bench-ref-executor
-        bench-libcurl-floor pacer-scheduler bench-master bench-http-get"
+        bench-libcurl-floor pacer-scheduler bench-master bench-http-get bench-sse"
 
 # Everything the drivers run must be built; building what is missing is cheap.
 # shellcheck disable=SC2086
