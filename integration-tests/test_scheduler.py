@@ -526,6 +526,35 @@ def test_failed_task_relaunched_after_backoff(make_scheduler, fake_master, sim):
     assert app["pacer"]["crashLoop"] is False
 
 
+def test_backoff_starts_over_after_a_quiet_spell(make_scheduler, fake_master, sim):
+    """Failures are consecutive only when close together: once the last delay is
+    maxLaunchDelaySeconds overdue, the next failure waits backoffSeconds again (Marathon forgets
+    such delays), not the grown delay."""
+    add_agents(fake_master, 1)
+    s = make_scheduler().start()
+    fake_master.auto_offer(0.1)
+    spec = app_spec("/flaky", 1, backoffSeconds=0.5, backoffFactor=4, maxLaunchDelaySeconds=1.5)
+    s.api.ok("POST", "/v2/apps", spec, status=201)
+    task = s.wait_tasks("/flaky", 1)[0]
+
+    def fail(task):
+        n = len(fake_master.launches)
+        st = fake_master.send_update(task["id"], "TASK_FAILED", message=CRASH_MESSAGE)
+        fake_master.wait_ack(st.uuid)
+        delay = queue_entry(s.api, "/flaky")["delay"]["timeLeftSeconds"]
+        relaunch = fake_master.wait_launch(1, after=n, timeout=10)[0]
+        return delay, relaunch, next(t for t in s.wait_tasks("/flaky", 1) if t["id"] == relaunch.task_id)
+
+    delay, _, task = fail(task)
+    assert delay <= 0.5
+    delay, relaunch, task = fail(task)
+    assert 1.0 < delay <= 1.5, "the second failure in a row waits the grown delay (0.5 x 4, capped)"
+    # quiet: the last delay ran out at the relaunch; 1.5 s (maxLaunchDelaySeconds) more and it is forgotten
+    time.sleep(max(0.0, relaunch.time + 1.5 + 0.3 - time.monotonic()))  # the quiet spell is the test
+    delay, _, task = fail(task)
+    assert delay <= 0.5, f"a failure after a quiet spell waits backoffSeconds again, not {delay}"
+
+
 # --------------------------------------------------------------------------
 # REST
 

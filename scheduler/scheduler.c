@@ -1284,7 +1284,11 @@ static void note_failure(Scheduler *s, App *app, Instance *i, const TaskStatus *
         app->last_failure = strdup(msg);
         app->last_failure_at = now;
 
-        /* launch backoff: backoffSeconds × backoffFactor^n, capped */
+        /* launch backoff: backoffSeconds × backoffFactor^n, capped, for consecutive failures. As
+         * Marathon forgets a delay once it is maxLaunchDelaySeconds overdue, a failure that long
+         * after the last delay ran out starts over from backoffSeconds */
+        if (app->next_launch_at > 0 && now - app->next_launch_at > spec->max_launch_delay_seconds)
+                app->backoff_s = spec->backoff_seconds;
         app->next_launch_at = now + app->backoff_s;
         app->backoff_s = MIN(app->backoff_s * spec->backoff_factor, spec->max_launch_delay_seconds);
 
