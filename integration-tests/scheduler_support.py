@@ -24,6 +24,7 @@ import dataclasses
 import http.client
 import json
 import math
+import msgpack
 import re
 import signal
 import socket
@@ -222,6 +223,46 @@ class EventStream:
         if self._conn is not None:
             self._conn.close()
         self._conn = self._thread = None
+
+
+class MsgpackStream:
+    """A reader thread on GET /v1/stream (one msgpack map per event, back to back)
+    recording every event into the Timeline (source, kind=eventType, detail=the map)."""
+
+    def __init__(self, port, timeline, query="", headers=None, source="msgpack"):
+        self.port, self.timeline, self.query, self.source = port, timeline, query, source
+        self.headers = dict(headers or {})
+        self.events = []  # the maps, in order
+        self._conn = self._thread = None
+
+    def start(self):
+        self._conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=START_TIMEOUT)
+        self._conn.request("GET", "/v1/stream" + self.query, headers=self.headers)
+        resp = self._conn.getresponse()
+        assert resp.status == 200, f"/v1/stream answered {resp.status}: {resp.read()[:500]!r}"
+        assert resp.headers.get("Content-Type") == "application/x-msgpack", resp.headers.get("Content-Type")
+        self._conn.sock.settimeout(None)
+        self._thread = threading.Thread(target=self._run, args=(resp,), daemon=True, name="msgpack-reader")
+        self._thread.start()
+        return self
+
+    def _run(self, resp):
+        unpacker = msgpack.Unpacker(raw=False, max_buffer_size=1 << 20)
+        try:
+            while True:
+                data = resp.read1(65536)
+                if not data:
+                    break
+                unpacker.feed(data)
+                for ev in unpacker:
+                    self.events.append(ev)
+                    self.timeline.record(self.source, ev.get("eventType", "?") if isinstance(ev, dict) else "?",
+                                         ev if isinstance(ev, dict) else {"value": ev})
+        except (OSError, ValueError, http.client.HTTPException):
+            pass
+        self.timeline.record(self.source, "stream.closed", f"port={self.port}")
+
+    close = EventStream.close
 
 
 # --------------------------------------------------------------------------

@@ -19,7 +19,7 @@ import pytest
 from fakes.mesos_master import FakeMaster, make_offer
 from harness import find_binary, wait_for
 from scheduler_support import (CRASH_MESSAGE, SIM_LABEL, add_agents, app_spec, killed_since, launches_of,  # noqa: F401
-                               make_scheduler, of_app, sim, task_ready)
+                               MsgpackStream, make_scheduler, of_app, sim, task_ready)
 
 DEFAULT_FAILOVER_TIMEOUT = 7 * 24 * 3600.0
 IDLE_REFUSE_SECONDS = 120.0  # the scheduler's filter on offers declined while nothing waits
@@ -394,6 +394,52 @@ def test_health_and_registration_changes_are_events(make_scheduler, fake_master,
     s.wait_event("instance_health_changed_event", {"instanceId": tid, "healthy": False}, after=t0)
     s.wait_event("pacer_registration_event", {"taskId": tid, "registration": "failed",
                                               "previous": "registered"}, after=t0)
+
+
+def test_v1_stream_is_the_event_stream_in_msgpack(make_scheduler, fake_master, sim, timeline):
+    """GET /v1/stream carries the same events as /v2/events, each one msgpack map with its id;
+    filters work the same; a late subscriber replays from the ring with ?last_event_id= or the
+    Last-Event-ID header."""
+    add_agents(fake_master, 1)
+    s = make_scheduler().start()
+    fake_master.auto_offer(0.1)
+    packed = MsgpackStream(s.api.port, timeline).start()
+    only_posts = MsgpackStream(s.api.port, timeline, query="?event_type=api_post_event", source="filtered").start()
+    try:
+        s.api.ok("POST", "/v2/apps", app_spec("/web", 1), status=201)
+        s.wait_tasks("/web", 1)
+        last_sse = s.wait_event("deployment_success")
+        s.wait_until(lambda: any(e.get("eventType") == "deployment_success" for e in packed.events),
+                     "the deployment's end on /v1/stream")
+        sse = [(int(i), t, p) for i, t, p in s.events.events]
+        by_id = {e["id"]: e for e in packed.events}
+        assert by_id and min(by_id) <= next(i for i, t, _ in sse if t == "api_post_event")
+        for ev_id, ev_type, payload in sse:
+            if ev_id < min(by_id):
+                continue  # published before /v1/stream was subscribed
+            assert by_id.get(ev_id) == dict(payload, id=ev_id), (ev_type, by_id.get(ev_id), payload)
+        assert [e["id"] for e in packed.events] == sorted(by_id), "in order, each once"
+        assert isinstance(packed.events[0]["timestamp"], str)
+        assert {e["eventType"] for e in only_posts.events} == {"api_post_event"}
+        assert len(only_posts.events) == 1 and only_posts.events[0]["appId"] == "/web"
+
+        # a late subscriber: the ring, packed on demand (nobody was on /v1/stream for these)
+        packed.close()
+        only_posts.close()
+        assert sse[0][1] == "subscribe_event" and sse[0][0] < min(by_id), "one event only SSE saw live"
+        replay = MsgpackStream(s.api.port, timeline, query="?last_event_id=0", source="replay").start()
+        header = MsgpackStream(s.api.port, timeline, headers={"Last-Event-ID": str(sse[0][0])},
+                               source="hdr").start()
+        for r, since in ((replay, 0), (header, sse[0][0])):
+            want = [dict(p, id=i) for i, _, p in sse if i > since]
+            s.wait_until(lambda r=r, want=want: r.events[:len(want)] == want, "the replay")
+            assert r.events[:len(want)] == want
+        replay.close()
+        header.close()
+        assert last_sse is not None
+    finally:
+        packed.close()
+        only_posts.close()
 
 
 def test_launch_shape_and_the_apps_own_executor(make_scheduler, fake_master, sim):

@@ -671,11 +671,20 @@ static int handle_metrics(HttpdRequest *req, void *userdata)
         return httpd_respond_buf(req, 200, METRICS_CONTENT_TYPE, b.data, b.len);
 }
 
+static int subscribe(Api *a, HttpdRequest *req, EventFormat format)
+{
+        int r = event_bus_subscribe(a->events, req, format);
+        return r < 0 ? httpd_respond_error(req, 500, "cannot open the event stream: %s", strerror(-r)) : 0;
+}
+
 static int handle_events(HttpdRequest *req, void *userdata)
 {
-        Api *a = userdata;
-        int r = event_bus_subscribe(a->events, req);
-        return r < 0 ? httpd_respond_error(req, 500, "cannot open the event stream: %s", strerror(-r)) : 0;
+        return subscribe(userdata, req, EVENT_FORMAT_SSE);
+}
+
+static int handle_stream(HttpdRequest *req, void *userdata)
+{
+        return subscribe(userdata, req, EVENT_FORMAT_MSGPACK);
 }
 
 static void on_scheduler_event(const char *type, json_t *payload, void *userdata)
@@ -703,6 +712,7 @@ static const HttpdRoute routes[] = {
         { "GET", "/v2/info", handle_info, 0, 0 },
         { "GET", "/v2/leader", handle_leader, 0, 0 },
         { "GET", "/v2/events", handle_events, 0, 0 },
+        { "GET", "/v1/stream", handle_stream, 0, 0 },
         { "GET", "/ping", handle_ping, 0, 0 },
         { "GET", "/metrics", handle_metrics, 0, 0 },
 };

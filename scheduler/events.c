@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "events.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
+#include "buf.h"
+#include "json.h"
 #include "log.h"
 #include "mesos.h"
 
@@ -18,6 +21,8 @@ typedef struct Stored {
         char app[APP_PREFIX_MAX]; /* the event's app id, for filters on replay */
         char *text;               /* formatted SSE frame */
         size_t len;
+        char *pack; /* the msgpack map for /v1/stream, made when first needed */
+        size_t pack_len;
 } Stored;
 
 typedef struct Subscriber {
@@ -26,6 +31,7 @@ typedef struct Subscriber {
         char types[EVENT_TYPES_MAX][64];
         size_t n_types;
         char app_prefix[APP_PREFIX_MAX];
+        EventFormat format;
         struct Subscriber *prev, *next;
 } Subscriber;
 
@@ -36,6 +42,7 @@ struct EventBus {
         uint64_t next_id;
         Subscriber *subs;
         size_t n_subs;
+        size_t n_pack_subs; /* of them on /v1/stream: events are packed only while there are some */
         uint64_t dropped;
 };
 
@@ -56,6 +63,8 @@ static void unlink_sub(EventBus *b, Subscriber *s)
         if (s->next)
                 s->next->prev = s->prev;
         b->n_subs--;
+        if (s->format == EVENT_FORMAT_MSGPACK)
+                b->n_pack_subs--;
 }
 
 EventBus *event_bus_free(EventBus *b)
@@ -68,8 +77,10 @@ EventBus *event_bus_free(EventBus *b)
                 httpd_stream_close(s->stream);
                 free(s);
         }
-        for (size_t i = 0; i < EVENTS_REPLAY; i++)
+        for (size_t i = 0; i < EVENTS_REPLAY; i++) {
                 free(b->ring[i].text);
+                free(b->ring[i].pack);
+        }
         free(b);
         return NULL;
 }
@@ -91,17 +102,81 @@ static void drop_sub(EventBus *b, Subscriber *s)
         free(s);
 }
 
-/* Writes one frame; a subscriber whose queue is full is cut with a final
- * event. Returns false when the subscriber is gone (freed). */
-static bool deliver(EventBus *b, Subscriber *s, const char *text, size_t len)
+/* The stored event as one msgpack map: the SSE frame's JSON with its "id"
+ * added. Made once, when a /v1/stream subscriber first needs it. */
+static int stored_pack(Stored *st)
 {
-        int r = httpd_stream_write(s->stream, text, len);
+        _cleanup_(buf_done) Buf b = BUF_INIT(EVENT_MAX * 2);
+        const char *data, *end;
+        json_t *j;
+        int r;
 
+        if (st->pack)
+                return 0;
+        data = st->text ? strstr(st->text, "\ndata: ") : NULL;
+        if (!data)
+                return -EINVAL;
+        data += STRLEN("\ndata: ");
+        end = strchr(data, '\n');
+        j = json_loadb(data, end ? (size_t)(end - data) : strlen(data), 0, NULL);
+        if (!j)
+                return -EINVAL;
+        json_object_set_new(j, "id", json_integer((json_int_t)st->id));
+        r = json_to_msgpack(j, &b);
+        json_decref(j);
+        if (r < 0)
+                return r;
+        st->pack = TAKE_PTR(b.data);
+        st->pack_len = b.len;
+        return 0;
+}
+
+/* The last event of a subscriber cut for being too slow, in its format. */
+static const void *dropped_event(EventFormat f, size_t *ret_len)
+{
+        /* {"eventType": "pacer_subscriber_dropped", "reason": "too slow: its queue was full"} */
+        static const char pack[] = "\x82"
+                                   "\xa9"
+                                   "eventType"
+                                   "\xb8"
+                                   "pacer_subscriber_dropped"
+                                   "\xa6"
+                                   "reason"
+                                   "\xbc"
+                                   "too slow: its queue was full";
+
+        if (f == EVENT_FORMAT_MSGPACK) {
+                *ret_len = sizeof(pack) - 1;
+                return pack;
+        }
+        *ret_len = STRLEN(DROPPED_EVENT);
+        return DROPPED_EVENT;
+}
+
+/* Writes one event in the subscriber's format; a subscriber whose queue is
+ * full is cut with a final event. Returns false when the subscriber is gone
+ * (freed). */
+static bool deliver(EventBus *b, Subscriber *s, Stored *st)
+{
+        const void *data = st->text;
+        size_t len = st->len, last_len;
+        int r;
+
+        if (s->format == EVENT_FORMAT_MSGPACK) {
+                if (stored_pack(st) < 0) {
+                        log_warn("event %" PRIu64 " (%s) cannot be packed for /v1/stream: skipped", st->id,
+                                 st->type);
+                        return true;
+                }
+                data = st->pack, len = st->pack_len;
+        }
+        r = httpd_stream_write(s->stream, data, len);
         if (r == -ENOBUFS) {
                 b->dropped++;
                 log_warn("event subscriber %s is too slow: cut (it can resume with Last-Event-ID)",
                          strna(httpd_request_remote(httpd_stream_request(s->stream))));
-                httpd_stream_close_with(s->stream, DROPPED_EVENT, STRLEN(DROPPED_EVENT));
+                const void *last = dropped_event(s->format, &last_len);
+                httpd_stream_close_with(s->stream, last, last_len);
                 s->stream = NULL;
                 unlink_sub(b, s);
                 free(s);
@@ -149,6 +224,9 @@ void event_bus_publish(EventBus *b, const char *type, json_t *payload)
         }
         st = &b->ring[b->head];
         free(st->text);
+        free(st->pack);
+        st->pack = NULL;
+        st->pack_len = 0;
         st->text = strndup(text, (size_t)n);
         st->len = st->text ? (size_t)n : 0;
         st->id = b->next_id++;
@@ -157,10 +235,18 @@ void event_bus_publish(EventBus *b, const char *type, json_t *payload)
         b->head = (b->head + 1) % EVENTS_REPLAY;
         if (b->count < EVENTS_REPLAY)
                 b->count++;
+        if (b->n_pack_subs > 0) {
+                _cleanup_(buf_done) Buf pk = BUF_INIT(EVENT_MAX * 2);
+                json_object_set_new(payload, "id", json_integer((json_int_t)st->id));
+                if (json_to_msgpack(payload, &pk) >= 0) {
+                        st->pack = TAKE_PTR(pk.data);
+                        st->pack_len = pk.len;
+                }
+        }
         for (Subscriber *s = b->subs, *next; s; s = next) {
                 next = s->next;
-                if (wants(s, type, app))
-                        deliver(b, s, text, (size_t)n);
+                if (st->text && wants(s, type, app))
+                        deliver(b, s, st);
         }
         json_decref(payload);
 }
@@ -176,10 +262,13 @@ static void on_stream_closed(HttpdStream *stream, void *userdata)
         }
 }
 
-int event_bus_subscribe(EventBus *b, HttpdRequest *req)
+int event_bus_subscribe(EventBus *b, HttpdRequest *req, EventFormat format)
 {
         const char *type, *app = httpd_request_query(req, "app_id"),
                           *last = httpd_request_header(req, "Last-Event-ID");
+
+        if (!last)
+                last = httpd_request_query(req, "last_event_id");
         Subscriber *s;
         int r;
 
@@ -190,6 +279,7 @@ int event_bus_subscribe(EventBus *b, HttpdRequest *req)
         if (!s)
                 return -ENOMEM;
         s->bus = b;
+        s->format = format;
         for (size_t i = 0; (type = httpd_request_query_nth(req, "event_type", i)); i++) {
                 if (s->n_types == EVENT_TYPES_MAX || strlen(type) >= sizeof(s->types[0])) {
                         free(s);
@@ -205,7 +295,8 @@ int event_bus_subscribe(EventBus *b, HttpdRequest *req)
                 }
                 snprintf(s->app_prefix, sizeof(s->app_prefix), "%s", app);
         }
-        HttpdStreamOptions o = { .content_type = "text/event-stream",
+        HttpdStreamOptions o = { .content_type = format == EVENT_FORMAT_MSGPACK ? EVENT_MSGPACK_CONTENT_TYPE
+                                                                                : "text/event-stream",
                                  .on_close = on_stream_closed,
                                  .userdata = s };
         r = httpd_stream_start(req, 200, &o, &s->stream);
@@ -218,6 +309,8 @@ int event_bus_subscribe(EventBus *b, HttpdRequest *req)
                 b->subs->prev = s;
         b->subs = s;
         b->n_subs++;
+        if (format == EVENT_FORMAT_MSGPACK)
+                b->n_pack_subs++;
         /* replay what the subscriber missed, from the ring */
         if (last && *last) {
                 char *end;
@@ -227,7 +320,7 @@ int event_bus_subscribe(EventBus *b, HttpdRequest *req)
                         for (size_t k = 0; k < b->count; k++) {
                                 Stored *st = &b->ring[(start + k) % EVENTS_REPLAY];
                                 if (st->id > since && st->text && wants(s, st->type, st->app) &&
-                                    !deliver(b, s, st->text, st->len))
+                                    !deliver(b, s, st))
                                         break;
                         }
                 }

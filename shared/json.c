@@ -2,6 +2,7 @@
 #include "json.h"
 
 #include <math.h>
+#include <msgpack.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -641,4 +642,85 @@ int json_to_buf(const json_t *j, Buf *b)
         if (b->data)
                 b->data[saved] = 0;
         return ctx.r < 0 ? ctx.r : -EINVAL;
+}
+
+typedef struct PackCtx {
+        Buf *b;
+        int r;
+} PackCtx;
+
+static int pack_write(void *data, const char *p, size_t len)
+{
+        PackCtx *ctx = data;
+        int r = buf_append(ctx->b, p, len);
+        if (r < 0 && ctx->r == 0)
+                ctx->r = r;
+        return r < 0 ? -1 : 0;
+}
+
+static int pack_value(msgpack_packer *pk, const json_t *j, unsigned depth)
+{
+        const char *key;
+        json_t *v;
+        size_t i;
+
+        if (depth > JSON_MSGPACK_DEPTH_MAX)
+                return -ELOOP;
+        switch (json_typeof(j)) {
+        case JSON_OBJECT:
+                if (msgpack_pack_map(pk, json_object_size(j)))
+                        return -EMSGSIZE;
+                json_object_foreach((json_t *)j, key, v)
+                {
+                        size_t l = strlen(key);
+                        int r;
+                        if (msgpack_pack_str(pk, l) || msgpack_pack_str_body(pk, key, l))
+                                return -EMSGSIZE;
+                        if ((r = pack_value(pk, v, depth + 1)) < 0)
+                                return r;
+                }
+                return 0;
+        case JSON_ARRAY:
+                if (msgpack_pack_array(pk, json_array_size(j)))
+                        return -EMSGSIZE;
+                json_array_foreach(j, i, v)
+                {
+                        int r = pack_value(pk, v, depth + 1);
+                        if (r < 0)
+                                return r;
+                }
+                return 0;
+        case JSON_STRING: {
+                size_t l = json_string_length(j);
+                return msgpack_pack_str(pk, l) || msgpack_pack_str_body(pk, json_string_value(j), l)
+                               ? -EMSGSIZE
+                               : 0;
+        }
+        case JSON_INTEGER:
+                return msgpack_pack_int64(pk, json_integer_value(j)) ? -EMSGSIZE : 0;
+        case JSON_REAL:
+                return msgpack_pack_double(pk, json_real_value(j)) ? -EMSGSIZE : 0;
+        case JSON_TRUE:
+                return msgpack_pack_true(pk) ? -EMSGSIZE : 0;
+        case JSON_FALSE:
+                return msgpack_pack_false(pk) ? -EMSGSIZE : 0;
+        case JSON_NULL:
+                return msgpack_pack_nil(pk) ? -EMSGSIZE : 0;
+        }
+        return -EINVAL;
+}
+
+int json_to_msgpack(const json_t *j, Buf *b)
+{
+        PackCtx ctx = { .b = b };
+        msgpack_packer pk;
+        size_t saved = b->len;
+        int r;
+
+        msgpack_packer_init(&pk, &ctx, pack_write);
+        r = pack_value(&pk, j, 0);
+        if (r == 0)
+                return 0;
+        b->len = saved;
+        return ctx.r < 0 ? ctx.r : r;
 }

@@ -135,3 +135,8 @@ bool json_utf8_valid(const char *s, size_t len, size_t *ret_offset);
 char *json_dumps_compact(const json_t *j);
 /* Appends the compact form to b; -EMSGSIZE past b's cap, leaving b unchanged. */
 int json_to_buf(const json_t *j, Buf *b);
+/* Appends j as one msgpack value (objects as maps in insertion order, integers as
+ * ints, reals as float64); -EMSGSIZE past b's cap or -ELOOP past JSON_MSGPACK_DEPTH_MAX
+ * levels, leaving b unchanged. */
+#define JSON_MSGPACK_DEPTH_MAX 64u
+int json_to_msgpack(const json_t *j, Buf *b);

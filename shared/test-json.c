@@ -665,6 +665,47 @@ static void test_dump(void **state)
         json_decref(j);
 }
 
+/* json_to_msgpack: golden bytes from the msgpack spec's encodings, by hand. */
+static void test_to_msgpack(void **state)
+{
+        _cleanup_(buf_done) Buf b = BUF_INIT(1024);
+        json_t *j = json_pack("{s:i, s:[b, n, b], s:s, s:f, s:I}", "a", 1, "b", true, false, "c", "xy", "d",
+                              0.5, "e", (json_int_t)-70000);
+        static const uint8_t want[] = {
+                0x85,                                                /* map of 5 */
+                0xa1, 'a', 0x01,                                     /* "a": 1 */
+                0xa1, 'b', 0x93, 0xc3, 0xc0, 0xc2,                   /* "b": [true, nil, false] */
+                0xa1, 'c', 0xa2, 'x',  'y',                          /* "c": "xy" */
+                0xa1, 'd', 0xcb, 0x3f, 0xe0, 0,    0,    0, 0, 0, 0, /* "d": float64 0.5 */
+                0xa1, 'e', 0xd2, 0xff, 0xfe, 0xee, 0x90,             /* "e": int32 -70000 */
+        };
+
+        assert_non_null(j);
+        assert_int_equal(json_to_msgpack(j, &b), 0);
+        assert_int_equal(b.len, sizeof(want));
+        assert_memory_equal(b.data, want, sizeof(want));
+
+        /* past the cap: an error, and b as it was */
+        Buf small = BUF_INIT(8);
+        assert_int_equal(buf_append(&small, "ab", 2), 0);
+        assert_int_equal(json_to_msgpack(j, &small), -EMSGSIZE);
+        assert_int_equal(small.len, 2);
+        buf_done(&small);
+        json_decref(j);
+
+        /* nesting past the limit is refused, not followed down the stack */
+        json_t *deep = json_array(), *at = deep;
+        for (unsigned i = 0; i < JSON_MSGPACK_DEPTH_MAX + 1; i++) {
+                json_t *next = json_array();
+                json_array_append_new(at, next);
+                at = next;
+        }
+        buf_reset(&b);
+        assert_int_equal(json_to_msgpack(deep, &b), -ELOOP);
+        assert_int_equal(b.len, 0);
+        json_decref(deep);
+}
+
 int main(void)
 {
         const struct CMUnitTest tests[] = {
@@ -683,6 +724,7 @@ int main(void)
                 cmocka_unit_test(test_get_containers),
                 cmocka_unit_test(test_marathon_style_validation),
                 cmocka_unit_test(test_dump),
+                cmocka_unit_test(test_to_msgpack),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
