@@ -11,7 +11,8 @@
  *   connected n=N                  every stream answered 200 with its headers
  *   report events=N conns=N min_per_conn=N max_per_conn=N p50_us=N p99_us=N max_us=N
  *          first_ns=N last_ns=N    (CLOCK_MONOTONIC of the first and last event counted)
- * Commands on stdin: "reset" forgets what was counted (after a warm-up),
+ * Commands on stdin: "reset" forgets what was counted (after a warm-up) and
+ * from then on counts only events newer than any read so far,
  * "report" prints a report, "quit" (or end of file) exits.
  * Usage: bench-sse --address IP:PORT [--connections N] [--path PATH] */
 #include <errno.h>
@@ -53,6 +54,7 @@ typedef struct Sub {
         size_t chunk_left;
         char line[LINE_MAX_LEN];
         size_t line_len;
+        uint64_t id; /* of the event being read (its "id:" line comes first) */
         uint64_t events;
 } Sub;
 
@@ -61,6 +63,9 @@ static size_t n_subs, n_connected;
 static uint32_t *lags; /* microseconds */
 static size_t n_lags;
 static int64_t first_ns, last_ns;
+/* Events up to this id are not counted: those some subscriber had read before the
+ * reset. Every subscriber is sent every later one, so their counts can be compared. */
+static uint64_t counted_after, max_id;
 
 _noreturn_ static void die(const char *what, int error)
 {
@@ -94,7 +99,12 @@ static void on_line(Sub *s, const char *line)
 {
         int64_t t, lag;
 
-        if (strncmp(line, "data: ", 6) != 0 || (t = event_time_us(line + 6)) < 0)
+        if (strncmp(line, "id: ", 4) == 0) {
+                s->id = strtoull(line + 4, NULL, 10);
+                max_id = MAX(max_id, s->id);
+                return;
+        }
+        if (strncmp(line, "data: ", 6) != 0 || s->id <= counted_after || (t = event_time_us(line + 6)) < 0)
                 return;
         lag = realtime_us() - t;
         s->events++;
@@ -208,6 +218,7 @@ static void reset(void)
                 subs[i].events = 0;
         n_lags = 0;
         first_ns = last_ns = 0;
+        counted_after = max_id;
 }
 
 /* Returns false at end of file or "quit". */

@@ -9,7 +9,9 @@ each executor process the kernel's accounting is read from
 (Threads). The task is never counted. The guard (the small process that kills
 the task if the executor dies, executor/guard.h) is its own process: it is
 reported separately and added in, since every executor brings one; when it
-shares the executor's address space (x86-64) it owns no page and counts 0.
+shares the executor's address space (x86-64) it owns no page and counts 0. The
+spawner of a hardened executor (executor/spawner.h) always shares it: checked,
+and counted 0.
 
 Targets (issue 3, DESIGN.md "Scale targets"): PSS <= 2 MiB, private dirty
 <= 1 MiB, 1 thread, as the mean of 10 running executors.

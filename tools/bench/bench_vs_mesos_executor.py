@@ -20,11 +20,12 @@ pacer-executor. Per executor, from the kernel's accounting:
                        schedstat, in ns) plus what its reaped children used
                        (cutime+cstime, e.g. Mesos's curl), divided by the
                        health checks the task served in the window
-pacer-executor's guard (which kills the task if the executor dies) is added in:
-every executor brings one. On x86-64 it is started sharing the executor's address
-space (clone with CLONE_VM): kcmp(2) says so and its pages are counted once; where
-it is forked its own share of the copy-on-write pages is added. The task itself is
-never counted.
+pacer-executor's guard (which kills the task if the executor dies) and spawner
+(which starts the task for the hardened executor) are added in: every executor
+brings them. On x86-64 they are started sharing the executor's address space
+(clone with CLONE_VM): kcmp(2) says so and their pages are counted once; where the
+guard is forked its own share of the copy-on-write pages is added. Threads are
+summed over the three processes. The task itself is never counted.
 
 Usage: bench_vs_mesos_executor.py [--build] <build-dir> [--window SECONDS]
 The real binaries come from $PACER_EXT_DIR, else the nearest ../shared/ext
