@@ -74,14 +74,15 @@ class Response:
 class Api:
     """The scheduler's REST API on 127.0.0.1:port."""
 
-    def __init__(self, port):
+    def __init__(self, port, headers=None):
         self.port = port
+        self.headers = dict(headers or {})  # sent with every request (Authorization)
 
     def request(self, method, path, body=None, raw=None, headers=None, timeout=REQUEST_TIMEOUT):
         """body: a JSON value to send; raw: bytes sent as they are (as JSON)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
-            hdrs = {"Accept": "application/json"}
+            hdrs = {"Accept": "application/json", **self.headers}
             data = raw
             if body is not None:
                 data = json.dumps(body).encode()
@@ -167,15 +168,16 @@ class EventStream:
     """A reader thread on GET /v2/events recording every event into the
     Timeline (source, kind=event type, detail=its JSON object)."""
 
-    def __init__(self, port, timeline, source="sse"):
+    def __init__(self, port, timeline, source="sse", headers=None):
         self.port, self.timeline, self.source = port, timeline, source
+        self.headers = dict(headers or {})
         self.events = []  # (id, type, payload)
         self._conn = None
         self._thread = None
 
     def start(self):
         self._conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=START_TIMEOUT)
-        self._conn.request("GET", "/v2/events", headers={"Accept": "text/event-stream"})
+        self._conn.request("GET", "/v2/events", headers={"Accept": "text/event-stream", **self.headers})
         resp = self._conn.getresponse()
         assert resp.status == 200, f"/v2/events answered {resp.status}: {resp.read()[:500]!r}"
         assert resp.headers.get("Content-Type", "").startswith("text/event-stream")
@@ -273,9 +275,10 @@ class Scheduler:
     """pacer-scheduler against `master`, state in data_dir, started through
     the procs fixture (so teardown stops it and checks for leftovers)."""
 
-    def __init__(self, procs, master, data_dir, timeline, args=()):
+    def __init__(self, procs, master, data_dir, timeline, args=(), auth_headers=None):
         self.procs, self.master, self.data_dir, self.timeline = procs, master, data_dir, timeline
         self.args = list(args)
+        self.auth_headers = dict(auth_headers or {})  # for the harness's own requests
         self.binary = find_binary("pacer-scheduler")
         self.proc = None
         self.started = []  # every process this object started
@@ -294,10 +297,10 @@ class Scheduler:
         self.proc = self.procs.start(self.argv(extra, master), name="pacer-scheduler", strict=True)
         self.started.append(self.proc)
         m = self.proc.wait_output(PORT_LINE, timeout=START_TIMEOUT, stream="stderr")
-        self.api = Api(int(m.group(1)))
+        self.api = Api(int(m.group(1)), self.auth_headers)
         r = self.api.get("/ping")
         assert r.status == 200 and r.body == b"pong\n", r
-        self.events = EventStream(self.api.port, self.timeline).start()
+        self.events = EventStream(self.api.port, self.timeline, headers=self.auth_headers).start()
         self.timeline.record("test", "scheduler.started", f"pid={self.proc.pid} port={self.api.port}")
         if wait_subscribed:
             sub_master.wait_subscribed(before + 1, timeout=START_TIMEOUT)
@@ -622,8 +625,8 @@ def make_scheduler(procs, fake_master, workdir, timeline):
     SIGTERM and must exit 0, and no run may have reported a sanitizer error."""
     made = []
 
-    def make(*args, data_dir=None, master=None):
-        s = Scheduler(procs, master or fake_master, data_dir or workdir / "data", timeline, args)
+    def make(*args, data_dir=None, master=None, auth_headers=None):
+        s = Scheduler(procs, master or fake_master, data_dir or workdir / "data", timeline, args, auth_headers)
         made.append(s)
         return s
 

@@ -6,6 +6,7 @@ and what the API answers. Waits are on the fake master's Conditions and on the
 scheduler's /v2/events stream (recorded into the Timeline), never on sleeps.
 """
 
+import base64
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ import pytest
 
 from fakes.mesos_master import FakeMaster, make_offer
 from harness import find_binary, wait_for
-from scheduler_support import (CRASH_MESSAGE, SIM_LABEL, add_agents, app_spec, killed_since, launches_of,  # noqa: F401
+from scheduler_support import (CRASH_MESSAGE, SIM_LABEL, Api, add_agents, app_spec, killed_since, launches_of,  # noqa: F401
                                MsgpackStream, make_scheduler, of_app, sim, task_ready)
 
 DEFAULT_FAILOVER_TIMEOUT = 7 * 24 * 3600.0
@@ -546,6 +547,60 @@ def test_pacerctl_against_the_real_scheduler(make_scheduler, fake_master, sim, t
     ctl("delete", "/web")
     assert s.api.get("/v2/apps/web").status == 404
     assert ctl("scale", "/web", "1", ok=False).returncode == 1
+
+
+ADMIN_TOKEN = "admin-0123456789abcdef0123"
+VIEWER_TOKEN = "viewer-0123456789abcdef012"
+
+
+def test_rest_api_authentication(make_scheduler, fake_master, sim, workdir):
+    """With --http-token-file and --http-credentials every route but /ping asks for them, before the
+    body is read: nothing is created without them; read-only tokens read and may not write; a 401
+    carries the challenge; pacerctl's --token works against the scheduler."""
+    tokens = workdir / "tokens"
+    tokens.write_text(f"# operators\n{ADMIN_TOKEN}\n{VIEWER_TOKEN} read\n")
+    add_agents(fake_master, 1)
+    s = make_scheduler(f"--http-token-file={tokens}", "--http-credentials=ops:s3cret-pass",
+                       auth_headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).start()
+    fake_master.auto_offer(0.1)
+    anonymous = Api(s.api.port)
+    viewer = Api(s.api.port, {"Authorization": f"Bearer {VIEWER_TOKEN}"})
+    basic = Api(s.api.port, {"Authorization": "Basic " + base64.b64encode(b"ops:s3cret-pass").decode()})
+    wrong = Api(s.api.port, {"Authorization": "Basic " + base64.b64encode(b"ops:guess").decode()})
+
+    assert anonymous.get("/ping").status == 200, "/ping stays open for load balancers"
+    for path in ("/v2/apps", "/v2/info", "/metrics", "/v2/events", "/v1/stream"):
+        r = anonymous.get(path)
+        assert r.status == 401, (path, r)
+        assert r.headers["WWW-Authenticate"] == 'Basic realm="pacer"'
+        assert "authentication required" in r.json["message"]
+    r = anonymous.post("/v2/apps", app_spec("/web", 1))
+    assert r.status == 401
+    assert wrong.post("/v2/apps", app_spec("/web", 1)).status == 401
+    r = viewer.post("/v2/apps", app_spec("/web", 1))
+    assert r.status == 403
+    assert r.json["message"] == "token at line 3 may only read: POST /v2/apps changes state"
+    assert s.api.get("/v2/apps/web").status == 404, "refused requests changed nothing"
+
+    assert basic.post("/v2/apps", app_spec("/web", 1)).status == 201
+    s.wait_tasks("/web", 1)
+    assert [a["id"] for a in viewer.get("/v2/apps").json["apps"]] == ["/web"]
+    assert viewer.delete("/v2/apps/web").status == 403
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PACER_")}
+    env.update(PACER_URL=f"http://127.0.0.1:{s.api.port}", NO_COLOR="1")
+
+    def ctl(*args, token=None):
+        return subprocess.run([str(find_binary("pacerctl")), *args], capture_output=True, text=True, timeout=60,
+                              env=dict(env, PACER_TOKEN=token) if token else env)
+
+    p = ctl("apps")
+    assert p.returncode == 1 and "wants a token (401" in p.stderr and "--token" in p.stderr, p.stderr
+    assert ctl("apps", token=VIEWER_TOKEN).returncode == 0
+    p = ctl("scale", "/web", "2", token=VIEWER_TOKEN)
+    assert p.returncode == 1 and "not allowed to PATCH /v2/apps/web (403" in p.stderr, p.stderr
+    assert ctl("scale", "/web", "2", token=ADMIN_TOKEN).returncode == 0
+    assert len(s.wait_tasks("/web", 2)) == 2
 
 
 def test_failed_task_relaunched_after_backoff(make_scheduler, fake_master, sim):

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth.h"
 #include "httpd.h"
 #include "json.h"
 #include "log.h"
@@ -18,7 +19,16 @@ struct Api {
         Scheduler *s;
         HttpdServer *httpd;
         EventBus *events;
+        Auth *auth; /* NULL: the API is open */
         char mode[16];
+};
+
+/* What a route needs (HttpdRoute.action): reading, changing state, or nothing (/ping, for load
+ * balancers' probes). */
+enum {
+        ACCESS_READ,
+        ACCESS_WRITE,
+        ACCESS_OPEN,
 };
 
 static void iso_time(double t, char *buf, size_t size)
@@ -694,28 +704,57 @@ static void on_scheduler_event(const char *type, json_t *payload, void *userdata
 }
 
 static const HttpdRoute routes[] = {
-        { "GET", "/v2/apps", handle_apps_list, 0, 0 },
-        { "POST", "/v2/apps", handle_apps_create, API_APPS_BODY_MAX, 1 },
-        { "PUT", "/v2/apps", handle_apps_batch, API_APPS_BODY_MAX, 1 },
-        { "GET", "/v2/apps/{id*}", handle_app_get, 0, 0 },
-        { "PUT", "/v2/apps/{id*}", handle_app_update, API_APPS_BODY_MAX, 1 },
-        { "PATCH", "/v2/apps/{id*}", handle_app_update, API_APPS_BODY_MAX, 1 },
-        { "DELETE", "/v2/apps/{id*}", handle_app_delete, 0, 1 },
-        { "POST", "/v2/apps/{id*}/restart", handle_app_restart, 0, 1 },
-        { "GET", "/v2/apps/{id*}/tasks", handle_app_tasks, 0, 0 },
-        { "GET", "/v2/tasks", handle_tasks, 0, 0 },
-        { "POST", "/v2/tasks/delete", handle_tasks_delete, 0, 1 },
-        { "GET", "/v2/deployments", handle_deployments, 0, 0 },
-        { "DELETE", "/v2/deployments/{id}", handle_deployment_delete, 0, 1 },
-        { "POST", "/v2/deployments/{id}/apps/{app*}", handle_deployment_app, 0, 1 },
-        { "GET", "/v2/queue", handle_queue, 0, 0 },
-        { "GET", "/v2/info", handle_info, 0, 0 },
-        { "GET", "/v2/leader", handle_leader, 0, 0 },
-        { "GET", "/v2/events", handle_events, 0, 0 },
-        { "GET", "/v1/stream", handle_stream, 0, 0 },
-        { "GET", "/ping", handle_ping, 0, 0 },
-        { "GET", "/metrics", handle_metrics, 0, 0 },
+        { "GET", "/v2/apps", handle_apps_list, 0, ACCESS_READ },
+        { "POST", "/v2/apps", handle_apps_create, API_APPS_BODY_MAX, ACCESS_WRITE },
+        { "PUT", "/v2/apps", handle_apps_batch, API_APPS_BODY_MAX, ACCESS_WRITE },
+        { "GET", "/v2/apps/{id*}", handle_app_get, 0, ACCESS_READ },
+        { "PUT", "/v2/apps/{id*}", handle_app_update, API_APPS_BODY_MAX, ACCESS_WRITE },
+        { "PATCH", "/v2/apps/{id*}", handle_app_update, API_APPS_BODY_MAX, ACCESS_WRITE },
+        { "DELETE", "/v2/apps/{id*}", handle_app_delete, 0, ACCESS_WRITE },
+        { "POST", "/v2/apps/{id*}/restart", handle_app_restart, 0, ACCESS_WRITE },
+        { "GET", "/v2/apps/{id*}/tasks", handle_app_tasks, 0, ACCESS_READ },
+        { "GET", "/v2/tasks", handle_tasks, 0, ACCESS_READ },
+        { "POST", "/v2/tasks/delete", handle_tasks_delete, 0, ACCESS_WRITE },
+        { "GET", "/v2/deployments", handle_deployments, 0, ACCESS_READ },
+        { "DELETE", "/v2/deployments/{id}", handle_deployment_delete, 0, ACCESS_WRITE },
+        { "POST", "/v2/deployments/{id}/apps/{app*}", handle_deployment_app, 0, ACCESS_WRITE },
+        { "GET", "/v2/queue", handle_queue, 0, ACCESS_READ },
+        { "GET", "/v2/info", handle_info, 0, ACCESS_READ },
+        { "GET", "/v2/leader", handle_leader, 0, ACCESS_READ },
+        { "GET", "/v2/events", handle_events, 0, ACCESS_READ },
+        { "GET", "/v1/stream", handle_stream, 0, ACCESS_READ },
+        { "GET", "/ping", handle_ping, 0, ACCESS_OPEN },
+        { "GET", "/metrics", handle_metrics, 0, ACCESS_READ },
 };
+
+/* One check per request, before its body is read (docs/rest-api.md, "Authentication"). */
+static int api_auth(HttpdRequest *req, const HttpdRoute *route, void *userdata)
+{
+        Api *a = userdata;
+        char who[AUTH_PRINCIPAL_MAX];
+        int k;
+
+        if (route->action == ACCESS_OPEN)
+                return 0;
+        k = auth_check(a->auth, httpd_request_header(req, "Authorization"),
+                       route->action == ACCESS_WRITE ? AUTH_WRITE : AUTH_READ, who);
+        if (k == 401) {
+                (void)httpd_request_add_header(req, "WWW-Authenticate", auth_challenge(a->auth));
+                (void)httpd_respond_error(
+                        req, 401,
+                        "authentication required: send the scheduler's credentials or one of its "
+                        "tokens (pacerctl: --token or PACER_TOKEN, or user:password@ in --url)");
+        } else if (k == 403)
+                (void)httpd_respond_error(req, 403, "%s may only read: %s %s changes state", who,
+                                          httpd_request_method(req), httpd_request_path(req));
+        return k;
+}
+
+static bool loopback(const char *listen)
+{
+        return !listen || strneq(listen, "127.", 4) || strneq(listen, "[::1]", 5) ||
+               strneq(listen, "localhost:", 10);
+}
 
 int api_new(struct ev_loop *loop, Scheduler *s, const ApiOptions *o, Api **ret, PacerError *err)
 {
@@ -724,10 +763,20 @@ int api_new(struct ev_loop *loop, Scheduler *s, const ApiOptions *o, Api **ret, 
 
         if (!a)
                 return -ENOMEM;
+        r = auth_new(o->http_credentials, o->http_token_file, &a->auth, err);
+        if (r < 0) {
+                free(a);
+                return r;
+        }
+        if (!a->auth && !loopback(o->listen))
+                log_warn("the REST API on %s is open to anyone who can reach it: give --http-token-file or "
+                         "--http-credentials",
+                         o->listen);
         a->s = s;
         snprintf(a->mode, sizeof(a->mode), "%s", strempty(o->mode));
         a->events = event_bus_new();
         if (!a->events) {
+                auth_free(a->auth);
                 free(a);
                 return -ENOMEM;
         }
@@ -735,11 +784,13 @@ int api_new(struct ev_loop *loop, Scheduler *s, const ApiOptions *o, Api **ret, 
                 .listen = o->listen,
                 .routes = routes,
                 .n_routes = ELEMENTSOF(routes),
+                .auth = a->auth ? api_auth : NULL,
                 .userdata = a,
         };
         r = httpd_new(loop, &ho, &a->httpd, err);
         if (r < 0) {
                 event_bus_free(a->events);
+                auth_free(a->auth);
                 free(a);
                 return r;
         }
@@ -759,6 +810,7 @@ Api *api_free(Api *a)
                 return NULL;
         event_bus_free(a->events);
         httpd_free(a->httpd);
+        auth_free(a->auth);
         free(a);
         return NULL;
 }

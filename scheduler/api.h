@@ -13,8 +13,10 @@ struct ev_loop;
 typedef struct Api Api;
 
 typedef struct ApiOptions {
-        const char *listen; /* "127.0.0.1:8080" */
-        const char *mode;   /* "local" or "mesos", for /v2/info */
+        const char *listen;           /* "127.0.0.1:8080" */
+        const char *mode;             /* "local" or "mesos", for /v2/info */
+        const char *http_credentials; /* "user:password" (basic), or NULL */
+        const char *http_token_file;  /* bearer tokens, a line each, or NULL */
 } ApiOptions;
 
 int api_new(struct ev_loop *loop, Scheduler *s, const ApiOptions *o, Api **ret, PacerError *err);

@@ -75,6 +75,7 @@ int main(int argc, char **argv)
         char exec_buf[PATH_MAX], hostname[256] = "localhost";
         const char *master = "local", *listen = "127.0.0.1:8080", *data_dir = "pacer-data", *name = "pacer";
         const char *user = NULL, *role = "*", *executor_path = NULL, *executor_uri = NULL, *consul = NULL;
+        const char *http_credentials = NULL, *http_token_file = NULL;
         const char *consul_token = NULL, *store_sync = "normal", *executor_log_level = NULL;
         const char *consul_binary = NULL;
         const char *principal = NULL;
@@ -96,6 +97,12 @@ int main(int argc, char **argv)
                   "Mesos master (host:port or http(s)://host:port), or \"local\" for a one-machine cluster.",
                   "ADDR", 0, 0 },
                 { "http", FLAG_STRING, &listen, "PACER_HTTP", "Address of the REST API.", "ADDR:PORT", 0,
+                  0 },
+                { "http-credentials", FLAG_STRING, &http_credentials, "PACER_HTTP_CREDENTIALS",
+                  "HTTP basic credentials the REST API asks for (full access; Marathon's --http_credentials).",
+                  "USER:PASSWORD", 0, 0 },
+                { "http-token-file", FLAG_STRING, &http_token_file, "PACER_HTTP_TOKEN_FILE",
+                  "File of bearer tokens the REST API accepts, one per line: TOKEN [read|write].", "FILE", 0,
                   0 },
                 { "data-dir", FLAG_STRING, &data_dir, "PACER_DATA_DIR",
                   "Directory of the state store (SQLite) and, in local mode, of the sandboxes.", "DIR", 0,
@@ -297,7 +304,10 @@ int main(int argc, char **argv)
                 log_error("cannot open the state in %s: %s", data_dir, err.msg);
                 goto out;
         }
-        ApiOptions ao = { .listen = listen, .mode = local ? "local" : "mesos" };
+        ApiOptions ao = { .listen = listen,
+                          .mode = local ? "local" : "mesos",
+                          .http_credentials = http_credentials,
+                          .http_token_file = http_token_file };
         r = api_new(loop, s, &ao, &api, &err);
         if (r < 0) {
                 log_error("cannot serve the REST API on %s: %s", listen, err.msg);
