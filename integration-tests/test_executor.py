@@ -505,7 +505,7 @@ def test_hardened_executor_and_its_spawner(fake_agent, executor_bin):
     fake_agent.send_kill("T1")
     fake_agent.wait_state("T1", "TASK_KILLED")
     assert ex.wait_exit(10) == 0
-    assert not pid_alive(spawners[0]), "the spawner outlived its executor"
+    wait_for(lambda: not pid_alive(spawners[0]), 10, "the spawner to die with its executor")
 
 
 def test_spawner_killed_from_outside_fails_the_launch(fake_agent, executor_bin):
