@@ -15,6 +15,7 @@ them.
 import ctypes
 import dataclasses
 import os
+import random
 import re
 import signal
 import socket
@@ -101,6 +102,28 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def free_port_range(n, low=20000, high=60000, tries=200):
+    """The first of n consecutive TCP ports that were all free a moment ago, on every
+    address (a task may bind 0.0.0.0), for a range handed to a program that assigns
+    ports itself (local mode's host ports). Same caveat as free_port()."""
+    rng = random.Random()
+    for _ in range(tries):
+        base = rng.randrange(low, high - n)
+        socks = []
+        try:
+            for port in range(base, base + n):
+                sk = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(sk)
+                sk.bind(("", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for sk in socks:
+                sk.close()
+    raise RuntimeError(f"no {n} consecutive free ports in {low}-{high}")
 
 
 # --------------------------------------------------------------------------

@@ -16,14 +16,18 @@ import pytest
 
 from consul_support import RealConsul, RecordingProxy, consul_binary
 from fakes.consul import FakeConsul
-from harness import REPO_DIR, find_binary, free_port, wait_for
+from harness import REPO_DIR, find_binary, free_port, free_port_range, wait_for
 
 
 def run_quickstart(procs, build_dir, workdir, env_extra):
     port = free_port()
     env = dict(os.environ)
     env.pop("CONSUL_HTTP_ADDR", None)
-    env.update({"PACER_RUN_PORT": str(port), "PACER_DATA_DIR": str(workdir / "data")})
+    # host ports for the tasks from a free range, not local mode's default 31000-32000, which another
+    # program on the machine (or another run of this suite) may hold
+    first = free_port_range(16)
+    env.update({"PACER_RUN_PORT": str(port), "PACER_DATA_DIR": str(workdir / "data"),
+                "PACER_LOCAL_PORT_BEGIN": str(first), "PACER_LOCAL_PORT_END": str(first + 15)})
     env.update(env_extra)
     proc = procs.start([str(REPO_DIR / "tools" / "run-local.sh"), str(build_dir)], name="run-local", env=env,
                        inherit_env=False, cwd=REPO_DIR)
