@@ -203,30 +203,6 @@ static void uuid_string(char *buf)
         mesos_uuid_format(u, buf);
 }
 
-/* Reads a small file whole (NUL-terminated); -EFBIG when it does not fit. */
-static ssize_t read_small_file(const char *path, char *buf, size_t size)
-{
-        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-        size_t len = 0;
-
-        if (fd < 0)
-                return negative_errno();
-        for (;;) {
-                ssize_t n = read(fd, buf + len, size - 1 - len);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n < 0)
-                        return negative_errno();
-                if (n == 0)
-                        break;
-                len += (size_t)n;
-                if (len == size - 1)
-                        return -EFBIG;
-        }
-        buf[len] = 0;
-        return (ssize_t)len;
-}
-
 static int mkdir_p(const char *path, mode_t mode)
 {
         _cleanup_free_ char *p = strdup(path);
@@ -2852,7 +2828,7 @@ static bool cmdline_matches(pid_t pid, const char *argv0)
 
         snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
         /* argv[0] is the first NUL-terminated string; a longer cmdline only fails to fit */
-        ssize_t n = read_small_file(path, buf, sizeof(buf));
+        ssize_t n = proc_read_file(path, buf, sizeof(buf));
         if (n < 0 && n != -EFBIG)
                 return false;
         buf[sizeof(buf) - 1] = 0;
@@ -2904,7 +2880,7 @@ static void state_load_and_clean(LocalMaster *m)
         text = malloc(LOCAL_STATE_FILE_MAX + 1);
         if (!text)
                 return;
-        len = read_small_file(m->state_path, text, LOCAL_STATE_FILE_MAX + 1);
+        len = proc_read_file(m->state_path, text, LOCAL_STATE_FILE_MAX + 1);
         if (len == -ENOENT)
                 return;
         if (len < 0) {
@@ -3149,7 +3125,7 @@ static int default_resources(LocalMaster *m, const LocalOptions *o, double *cpus
         if (*mem == 0) {
                 char buf[PROC_FILE_MAX * 2];
                 double total;
-                if (read_small_file("/proc/meminfo", buf, sizeof(buf)) < 0)
+                if (proc_read_file("/proc/meminfo", buf, sizeof(buf)) < 0)
                         return pacer_error_set(err, EIO,
                                                "cannot read /proc/meminfo: give the memory to offer");
                 if (local_meminfo_total_mb(buf, &total) < 0)
@@ -3217,7 +3193,7 @@ int master_local_new(struct ev_loop *loop, HttpClient *http, const LocalOptions 
         ev_timer_start(loop, &m->log_timer);
         uuid_string(run);
         snprintf(m->run_id, sizeof(m->run_id), "%s", run);
-        if (read_small_file("/proc/sys/kernel/random/boot_id", m->boot_id, sizeof(m->boot_id)) > 0)
+        if (proc_read_file("/proc/sys/kernel/random/boot_id", m->boot_id, sizeof(m->boot_id)) > 0)
                 m->boot_id[strcspn(m->boot_id, "\n")] = 0;
         if (!o->hostname && gethostname(host, sizeof(host) - 1) < 0)
                 snprintf(host, sizeof(host), "localhost");

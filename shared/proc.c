@@ -33,18 +33,15 @@ int proc_stat_parse(const char *text, ProcStat *ret)
         return 0;
 }
 
-int proc_stat_read(pid_t pid, ProcStat *ret)
+ssize_t proc_read_file(const char *path, char *buf, size_t size)
 {
-        char path[64], buf[PROC_STAT_MAX];
-        _cleanup_close_ int fd = -1;
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         size_t len = 0;
 
-        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-        fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return negative_errno();
         for (;;) {
-                ssize_t n = read(fd, buf + len, sizeof(buf) - 1 - len);
+                ssize_t n = read(fd, buf + len, size - 1 - len);
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0)
@@ -52,11 +49,21 @@ int proc_stat_read(pid_t pid, ProcStat *ret)
                 if (n == 0)
                         break;
                 len += (size_t)n;
-                if (len == sizeof(buf) - 1)
+                if (len == size - 1)
                         return -EFBIG;
         }
         buf[len] = 0;
-        return proc_stat_parse(buf, ret);
+        return (ssize_t)len;
+}
+
+int proc_stat_read(pid_t pid, ProcStat *ret)
+{
+        char path[64], buf[PROC_STAT_MAX];
+        ssize_t r;
+
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        r = proc_read_file(path, buf, sizeof(buf));
+        return r < 0 ? (int)r : proc_stat_parse(buf, ret);
 }
 
 size_t proc_kill_picked(bool (*pick)(pid_t pid, const ProcStat *st, void *userdata), void *userdata)

@@ -17,6 +17,9 @@ typedef struct ProcStat {
 /* Parses the text of /proc/<pid>/stat (its command name, in parentheses, may
  * hold anything, ')' and spaces included); -EBADMSG when it is not one. */
 int proc_stat_parse(const char *text, ProcStat *ret);
+/* Reads a small file whole into buf (NUL-terminated), as /proc files must be
+ * read; returns its length, -EFBIG when it does not fit in size - 1 bytes. */
+ssize_t proc_read_file(const char *path, char *buf, size_t size);
 /* Reads and parses /proc/<pid>/stat: a negative errno when the process is gone. */
 int proc_stat_read(pid_t pid, ProcStat *ret);
 

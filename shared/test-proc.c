@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -48,6 +49,23 @@ static bool pick_pid(pid_t pid, const ProcStat *st, void *userdata)
         return pid == *(pid_t *)userdata && st->ppid == getpid();
 }
 
+/* A small file whole, and a clear error for one that does not fit or is not there. */
+static void test_read_file(void **state)
+{
+        char path[] = "/tmp/pacer-test-proc-XXXXXX", buf[16];
+        int fd = mkstemp(path);
+
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, "1234567", 7), 7);
+        close(fd);
+        assert_int_equal(proc_read_file(path, buf, 8),
+                         -EFBIG); /* 7 bytes fill 8 without room to tell the end */
+        assert_int_equal(proc_read_file(path, buf, sizeof(buf)), 7);
+        assert_string_equal(buf, "1234567");
+        unlink(path);
+        assert_int_equal(proc_read_file(path, buf, sizeof(buf)), -ENOENT);
+}
+
 static void test_kill_picked(void **state)
 {
         pid_t child = fork(), none = -1;
@@ -69,6 +87,7 @@ int main(void)
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_parse),
                 cmocka_unit_test(test_read),
+                cmocka_unit_test(test_read_file),
                 cmocka_unit_test(test_kill_picked),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
