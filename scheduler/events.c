@@ -102,11 +102,25 @@ static void drop_sub(EventBus *b, Subscriber *s)
         free(s);
 }
 
-/* The stored event as one msgpack map: the SSE frame's JSON with its "id"
- * added. Made once, when a /v1/stream subscriber first needs it. */
-static int stored_pack(Stored *st)
+/* Packs the event's JSON, with its "id" added, as the stored msgpack map. */
+static int stored_pack_json(Stored *st, json_t *j)
 {
         _cleanup_(buf_done) Buf b = BUF_INIT(EVENT_MAX * 2);
+        int r;
+
+        json_object_set_new(j, "id", json_integer((json_int_t)st->id));
+        r = json_to_msgpack(j, &b);
+        if (r < 0)
+                return r;
+        st->pack = TAKE_PTR(b.data);
+        st->pack_len = b.len;
+        return 0;
+}
+
+/* The stored event as one msgpack map, made from its SSE frame's JSON when a
+ * /v1/stream subscriber first needs it (it was published while there was none). */
+static int stored_pack(Stored *st)
+{
         const char *data, *end;
         json_t *j;
         int r;
@@ -121,14 +135,9 @@ static int stored_pack(Stored *st)
         j = json_loadb(data, end ? (size_t)(end - data) : strlen(data), 0, NULL);
         if (!j)
                 return -EINVAL;
-        json_object_set_new(j, "id", json_integer((json_int_t)st->id));
-        r = json_to_msgpack(j, &b);
+        r = stored_pack_json(st, j);
         json_decref(j);
-        if (r < 0)
-                return r;
-        st->pack = TAKE_PTR(b.data);
-        st->pack_len = b.len;
-        return 0;
+        return r;
 }
 
 /* The last event of a subscriber cut for being too slow, in its format. */
@@ -235,14 +244,8 @@ void event_bus_publish(EventBus *b, const char *type, json_t *payload)
         b->head = (b->head + 1) % EVENTS_REPLAY;
         if (b->count < EVENTS_REPLAY)
                 b->count++;
-        if (b->n_pack_subs > 0) {
-                _cleanup_(buf_done) Buf pk = BUF_INIT(EVENT_MAX * 2);
-                json_object_set_new(payload, "id", json_integer((json_int_t)st->id));
-                if (json_to_msgpack(payload, &pk) >= 0) {
-                        st->pack = TAKE_PTR(pk.data);
-                        st->pack_len = pk.len;
-                }
-        }
+        if (b->n_pack_subs > 0)
+                (void)stored_pack_json(st, payload); /* else deliver() tries again from the text */
         for (Subscriber *s = b->subs, *next; s; s = next) {
                 next = s->next;
                 if (st->text && wants(s, type, app))
