@@ -2,10 +2,8 @@
 #include "guard.h"
 
 #include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -36,7 +34,6 @@ static pid_t guard_child = 0;
  * libraries (about 0.8 MiB PSS, measured). Sharing memory, it must not touch
  * anything of the executor's: its own stack, and raw system calls that set no
  * errno (libc's wrappers write errno, in the executor's thread-local storage). */
-#define GUARD_STACK_SIZE    (64u * 1024)
 #define GUARD_SHARES_MEMORY 1
 
 __attribute__((no_stack_protector, no_sanitize("address", "undefined"))) static int
@@ -84,25 +81,6 @@ guard_clone_main(void *arg)
         return 0;
 }
 
-/* Starts the guard sharing our memory; -errno when that is not possible. */
-static pid_t clone_guard(int read_fd)
-{
-        void *stack = mmap(NULL, GUARD_STACK_SIZE, PROT_READ | PROT_WRITE,
-                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-        pid_t pid;
-
-        if (stack == MAP_FAILED)
-                return negative_errno();
-        /* the stack stays mapped for the guard's whole life: it may outlive us */
-        pid = clone(guard_clone_main, (char *)stack + GUARD_STACK_SIZE, CLONE_VM | SIGCHLD,
-                    (void *)(intptr_t)read_fd);
-        if (pid < 0) {
-                int r = negative_errno();
-                munmap(stack, GUARD_STACK_SIZE);
-                return r;
-        }
-        return pid;
-}
 #else
 #define GUARD_SHARES_MEMORY 0
 #endif
@@ -159,7 +137,7 @@ int guard_start(void)
         if (pipe2(fds, O_CLOEXEC) < 0)
                 return negative_errno();
 #if GUARD_SHARES_MEMORY
-        pid = clone_guard(fds[0]);
+        pid = helper_clone(guard_clone_main, (void *)(intptr_t)fds[0], 0);
         if (pid > 0) {
                 /* the guard has its own descriptor table: our copy of the read end can go */
                 close(fds[0]);

@@ -7,7 +7,6 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
-#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -34,9 +33,6 @@ static int spawner_pidfd = -1;
 static pid_t spawner_child = 0;
 
 #if PACER_HAVE_RAW_SYSCALL
-/* Sized for glibc's clone() and little else: the child runs on its own stack. */
-#define SPAWNER_STACK_SIZE (64u * 1024)
-
 /* Between requests it runs beside the executor, so it makes raw calls only; a
  * request's clone() runs while the executor waits for the reply with every
  * signal blocked, so libc's clone() may set errno then. */
@@ -72,47 +68,40 @@ __attribute__((no_stack_protector, no_sanitize("address", "undefined"))) static 
 int spawner_start(void)
 {
         static SpawnerSetup setup; /* read by the spawner after this returns */
-        int req[2] = { -1, -1 }, rep[2] = { -1, -1 }, pidfd;
-        void *stack;
-        pid_t pid;
+        int req[2] = { -1, -1 }, rep[2] = { -1, -1 }, pidfd = -1, r;
+        pid_t pid = -1;
 
         if (spawner_child > 0)
                 return 0;
         if (pipe2(req, O_CLOEXEC) < 0 || pipe2(rep, O_CLOEXEC) < 0) {
-                int r = negative_errno();
-                safe_close(req[0]), safe_close(req[1]), safe_close(rep[0]);
-                return r;
-        }
-        stack = mmap(NULL, SPAWNER_STACK_SIZE, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
-        if (stack == MAP_FAILED) {
-                int r = negative_errno();
-                safe_close(req[0]), safe_close(req[1]), safe_close(rep[0]), safe_close(rep[1]);
-                return r;
+                r = negative_errno();
+                goto fail;
         }
         setup = (SpawnerSetup){ .request_fd = req[0], .reply_fd = rep[1], .executor = getpid() };
-        pid = clone(spawner_main, (char *)stack + SPAWNER_STACK_SIZE, CLONE_VM | CLONE_FILES | SIGCHLD,
-                    &setup);
+        pid = helper_clone(spawner_main, &setup, CLONE_FILES);
         if (pid < 0) {
-                int r = negative_errno();
-                munmap(stack, SPAWNER_STACK_SIZE);
-                safe_close(req[0]), safe_close(req[1]), safe_close(rep[0]), safe_close(rep[1]);
-                return r;
+                r = pid;
+                goto fail;
         }
         /* the descriptor table is shared: a dead spawner never closes its pipe ends, so its
          * death is watched through a pidfd */
         pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
         if (pidfd < 0) {
-                int r = negative_errno();
+                r = negative_errno();
                 kill(pid, SIGKILL);
-                safe_close(req[0]), safe_close(req[1]), safe_close(rep[0]), safe_close(rep[1]);
-                return r;
+                goto fail;
         }
         request_fd = req[1];
         reply_fd = rep[0];
         spawner_pidfd = pidfd;
         spawner_child = pid;
         return 0;
+fail:
+        safe_close(req[0]);
+        safe_close(req[1]);
+        safe_close(rep[0]);
+        safe_close(rep[1]);
+        return r;
 }
 #else
 int spawner_start(void)
