@@ -21,15 +21,12 @@ Target (DESIGN.md "Scale targets"): event fan-out to 100 subscribers at 1,000
 events/s with p99 lag < 50 ms; thread count constant.
 """
 
-import subprocess
 import tempfile
-import threading
-import queue
 import time
 from pathlib import Path
 
 import benchlib as bl
-from bench_scheduler import Feeder, Scheduler, put_apps, wait_for, BUILD_TIMEOUT, START_TIMEOUT
+from bench_scheduler import Feeder, Scheduler, put_apps, wait_for, BUILD_TIMEOUT
 
 SUBSCRIBERS = 100
 EVENTS_PER_S = 1000
@@ -45,48 +42,14 @@ QUIET = 0.3  # no new event for this long after the last acknowledgement: the st
 DRAIN_TIMEOUT = 30.0
 
 
-class Subscribers:
+class Subscribers(bl.LineDriven):
     """bench-sse and the lines it prints."""
 
     def __init__(self, binary, port, n):
-        self.proc = subprocess.Popen([str(binary), f"--address=127.0.0.1:{port}", f"--connections={n}"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-        self.lines = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.put(line.strip())
-        self.lines.put(None)
-
-    def send(self, command):
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-
-    def wait(self, word, timeout=START_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                raise TimeoutError(f"bench-sse said no '{word}' within {timeout:.0f} s") from None
-            if line is None:
-                raise RuntimeError(f"bench-sse exited (status {self.proc.wait()}) before '{word}'")
-            if line.split()[0] == word:
-                return line
+        super().__init__([binary, f"--address=127.0.0.1:{port}", f"--connections={n}"], "bench-sse")
 
     def report(self):
-        self.send("report")
-        return {k: int(v) for k, v in (w.split("=") for w in self.wait("report").split()[1:])}
-
-    def stop(self):
-        if self.proc.poll() is None:
-            try:
-                self.send("quit")
-                self.proc.wait(5)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait()
+        return self.ask("report")
 
 
 def main():

@@ -56,7 +56,6 @@ thread count constant.
 import http.client
 import json
 import os
-import queue
 import re
 import signal
 import subprocess
@@ -108,53 +107,15 @@ def binaries(build):
             "get": build / "tools" / "bench" / "bench-http-get"}
 
 
-class Feeder:
+class Feeder(bl.LineDriven):
     """bench-master and the lines it prints."""
 
     def __init__(self, binary, agents):
-        self.proc = subprocess.Popen([str(binary), "--agents", str(agents)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True, bufsize=1)
-        self.lines = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        super().__init__([binary, "--agents", str(agents)], "bench-master")
         self.port = int(self.wait("listening").split()[1])
 
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.put(line.strip())
-        self.lines.put(None)
-
-    def send(self, command):
-        self.proc.stdin.write(command + "\n")
-        self.proc.stdin.flush()
-
-    def wait(self, word, timeout=START_TIMEOUT):
-        """The next line starting with word (others are dropped)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"bench-master said no '{word}' within {timeout:.0f} s")
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                continue
-            if line is None:
-                raise RuntimeError(f"bench-master exited (status {self.proc.wait()}) before '{word}'")
-            if line.split()[0] == word:
-                return line
-
     def stats(self):
-        self.send("stats")
-        return {k: int(v) for k, v in (w.split("=") for w in self.wait("stats").split()[1:])}
-
-    def stop(self):
-        if self.proc.poll() is None:
-            try:
-                self.send("quit")
-                self.proc.wait(5)
-            except (OSError, subprocess.TimeoutExpired):
-                self.proc.kill()
-                self.proc.wait()
+        return self.ask("stats")
 
 
 def stamp(line, key):

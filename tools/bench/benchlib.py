@@ -14,10 +14,13 @@ different processes can be subtracted.
 import argparse
 import math
 import os
+import queue
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -99,6 +102,59 @@ def helper(name):
 def sleep_binary():
     path = shutil.which("sleep") or "/bin/sleep"
     return str(Path(path).resolve())
+
+
+class LineDriven:
+    """A C helper driven line by line (bench-master, bench-sse): commands on its stdin,
+    what it says on its stdout, read by a thread into a queue."""
+
+    WAIT_TIMEOUT = 20.0
+
+    def __init__(self, argv, name):
+        self.name = name
+        self.proc = subprocess.Popen([str(a) for a in argv], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True, bufsize=1)
+        self.lines = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.lines.put(line.strip())
+        self.lines.put(None)
+
+    def send(self, command):
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+
+    def wait(self, word, timeout=WAIT_TIMEOUT):
+        """The next line starting with word (others are dropped)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"{self.name} said no '{word}' within {timeout:.0f} s")
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise RuntimeError(f"{self.name} exited (status {self.proc.wait()}) before '{word}'")
+            if line.split()[0] == word:
+                return line
+
+    def ask(self, command):
+        """Sends command and returns the key=value numbers of the line it answers with (same word)."""
+        self.send(command)
+        return {k: int(v) for k, v in (w.split("=") for w in self.wait(command).split()[1:])}
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                self.send("quit")
+                self.proc.wait(5)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait()
 
 
 class Rig:
